@@ -1,0 +1,1 @@
+//! Linux XFRM netlink: codec and backend.

@@ -20,6 +20,7 @@ pub mod error;
 pub mod memory;
 pub mod model;
 pub mod ownership;
+pub mod pfkey;
 
 pub use error::{DecodeError, Error, Result};
 pub use model::*;

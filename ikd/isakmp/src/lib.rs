@@ -21,6 +21,33 @@
 //! enclosing length, every count against the bytes present. They never panic and never
 //! allocate more than the input size warrants; they return [`DecodeError`], which knows the
 //! RFC 2408 §3.14.1 Notify type that describes it ([`DecodeError::notify_type`]).
+//!
+//! ```
+//! use isakmp::{Body, ExchangeType, Flags, Message, NoncePayload, Payload};
+//! use isakmp::payload::vendor_id::KnownVendorId;
+//!
+//! // HDR, VID, NONCE -->
+//! let msg = Message {
+//!     initiator_cookie: [1; 8],
+//!     responder_cookie: [0; 8],
+//!     minor_version: 0,
+//!     exchange_type: ExchangeType::IDENTITY_PROTECTION,
+//!     flags: Flags::default(),
+//!     message_id: 0,
+//!     body: Body::Payloads(vec![
+//!         Payload::VendorId(KnownVendorId::Rfc3947.payload()),
+//!         Payload::Nonce(NoncePayload { nonce: vec![7; 16] }),
+//!     ]),
+//! };
+//! let bytes = msg.to_bytes()?; // every Next Payload and Length field is computed
+//! assert_eq!(bytes.len(), 28 + 20 + 20);
+//! assert_eq!(Message::decode(&bytes)?, msg);
+//!
+//! // A truncated datagram is a typed error that knows its Notify type.
+//! let err = Message::decode(&bytes[..40]).unwrap_err();
+//! assert_eq!(err.notify_type(), isakmp::NotifyType::UNEQUAL_PAYLOAD_LENGTHS);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod codec;
 pub mod error;

@@ -21,6 +21,7 @@ pub mod memory;
 pub mod model;
 pub mod ownership;
 pub mod pfkey;
+pub mod xfrm;
 
 pub use error::{DecodeError, Error, Result};
 pub use model::*;

@@ -16,6 +16,7 @@
 //! What this crate does not do: decide policy, negotiate keys, or keep state beyond one
 //! request. It performs blocking I/O on its sockets; callers that need async wrap the raw fds.
 
+pub mod bypass;
 pub mod error;
 pub mod memory;
 pub mod model;

@@ -45,6 +45,10 @@ use crate::{
 
 const BACKEND: &str = "xfrm";
 
+/// The largest replay window the fixed `replay_window` field really gives (its bitmap is 32
+/// bits wide).
+const LEGACY_REPLAY_WINDOW_MAX: u32 = 32;
+
 fn unsupported(what: &'static str) -> Error {
     Error::Unsupported {
         backend: BACKEND,
@@ -394,6 +398,14 @@ pub fn validate_sa(sa: &SecurityAssociation) -> Result<()> {
     Ok(())
 }
 
+fn is_unrestricted(sel: &Selector) -> bool {
+    sel.source.len == 0
+        && sel.destination.len == 0
+        && sel.source.addr.is_unspecified()
+        && sel.destination.addr.is_unspecified()
+        && sel.upper == UpperLayer::Any
+}
+
 /// The NEWSA/UPDSA body and attributes for an SA; `with_offload` adds `XFRMA_OFFLOAD_DEV`
 /// when the SA asks for offload.
 pub fn sa_to_wire(sa: &SecurityAssociation, with_offload: bool) -> Result<WithAttrs<UsersaInfo>> {
@@ -446,9 +458,10 @@ pub fn sa_to_wire(sa: &SecurityAssociation, with_offload: bool) -> Result<WithAt
                 .unwrap_or_default(),
         }));
     }
-    if sa.esn || sa.replay_window > u32::from(u8::MAX) {
-        // Windows beyond 255 packets and ESN need the ESN replay state; the fixed field must
-        // then be 0 (the kernel rejects both).
+    if sa.esn || sa.replay_window > LEGACY_REPLAY_WINDOW_MAX {
+        // The legacy replay state is a 32-bit bitmap: Linux silently clamps larger windows
+        // in `replay_window` to 32. Larger windows and ESN need the ESN replay state (as
+        // strongSwan does); the fixed field must then be 0 (the kernel rejects both).
         if sa.esn {
             info.flags |= state_flags::ESN;
         }
@@ -492,7 +505,9 @@ pub fn sa_from_wire(m: &WithAttrs<UsersaInfo>) -> Result<SecurityAssociation> {
     sa.replay_window = u32::from(info.replay_window);
     sa.lifetime = lifetime_from_wire(&info.lft);
     sa.current = current_from_wire(&info.curlft);
-    sa.selector = selector_from_wire(&info.sel)?;
+    // Linux fills in the family of an empty transport-mode selector, so an SA installed
+    // without one reads back as any/any: both mean "no restriction".
+    sa.selector = selector_from_wire(&info.sel)?.filter(|sel| !is_unrestricted(sel));
     sa.esn = info.flags & state_flags::ESN != 0;
     let mut auth_default = None;
     for a in &m.attrs {
@@ -955,7 +970,12 @@ mod tests {
     }
 
     #[test]
-    fn large_replay_window_and_esn_use_the_esn_replay_state() {
+    fn replay_window_above_32_and_esn_use_the_esn_replay_state() {
+        let mut wide = esp_sa();
+        wide.replay_window = 64;
+        let m = sa_to_wire(&wide, false).unwrap();
+        assert_eq!((m.body.replay_window, m.body.flags & state_flags::ESN), (0, 0));
+        assert_eq!(sa_from_wire(&m).unwrap(), wide);
         let mut sa = esp_sa();
         sa.replay_window = 1024;
         sa.esn = true;
@@ -965,6 +985,13 @@ mod tests {
         assert!(m.attrs.iter().any(|a| matches!(a,
             XfrmAttr::ReplayEsnVal(r) if r.replay_window == 1024 && r.bmp.len() == 32)));
         assert_eq!(sa_from_wire(&m).unwrap(), sa);
+    }
+
+    #[test]
+    fn sa_selector_filled_in_by_the_kernel_reads_back_as_none() {
+        let mut m = sa_to_wire(&esp_sa(), false).unwrap();
+        m.body.sel.family = AddressFamily::INET;
+        assert_eq!(sa_from_wire(&m).unwrap().selector, None);
     }
 
     #[test]

@@ -974,7 +974,10 @@ mod tests {
         let mut wide = esp_sa();
         wide.replay_window = 64;
         let m = sa_to_wire(&wide, false).unwrap();
-        assert_eq!((m.body.replay_window, m.body.flags & state_flags::ESN), (0, 0));
+        assert_eq!(
+            (m.body.replay_window, m.body.flags & state_flags::ESN),
+            (0, 0)
+        );
         assert_eq!(sa_from_wire(&m).unwrap(), wide);
         let mut sa = esp_sa();
         sa.replay_window = 1024;

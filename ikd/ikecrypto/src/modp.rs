@@ -410,3 +410,58 @@ pub(crate) const MODP8192: [u8; 1024] = [
     0x9e, 0x30, 0x50, 0xe2, 0x76, 0x56, 0x94, 0xdf, 0xc8, 0x1f, 0x56, 0xe8, 0x80, 0xb9, 0x6e, 0x71,
     0x60, 0xc9, 0x80, 0xdd, 0x98, 0xed, 0xd3, 0xdf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// protocols.md §6.4, group 14 (RFC 3526 §3), as printed there.
+    const GROUP14_HEX: &str = "\
+        FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74\
+        020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437\
+        4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
+        EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05\
+        98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB\
+        9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B\
+        E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF695581718\
+        3995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF";
+
+    #[test]
+    fn group14_matches_reference_text() {
+        let hex: String = MODP2048.iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(hex, GROUP14_HEX);
+    }
+
+    /// Every prime has the RFC 2412 Appendix E shape (64 one bits at both ends), the
+    /// length of its group, and passes the Euler criterion for base 2: p ≡ 7 (mod 8) for
+    /// these safe primes, so 2 is a quadratic residue and 2^((p-1)/2) ≡ 1 (mod p). A typo in
+    /// any octet fails this.
+    #[test]
+    fn primes_are_well_formed() {
+        let cache = ModpCache::default();
+        for group in DhGroup::ALL.into_iter().filter(|g| !g.is_ecp()) {
+            let modp = cache.get(group).unwrap();
+            let p = modp.prime;
+            assert_eq!(p.len(), group.field_len(), "{group}");
+            assert!(
+                p[..8].iter().chain(&p[p.len() - 8..]).all(|&b| b == 0xff),
+                "{group}"
+            );
+            // (p-1)/2: p ends in 0xff, so shift the whole number right by one bit.
+            let mut half = vec![0u8; p.len()];
+            let mut carry = 0u8;
+            for (out, &b) in half.iter_mut().zip(p) {
+                *out = (b >> 1) | (carry << 7);
+                carry = b & 1;
+            }
+            let two = BoxedUint::from_be_slice_truncated(&[2], modp.bits());
+            let exponent = BoxedUint::from_be_slice_vartime(&half);
+            let result = modp.pow(two, &exponent);
+            let (last, head) = result.split_last().unwrap();
+            assert!(
+                *last == 1 && head.iter().all(|&b| b == 0),
+                "{group}: Euler criterion"
+            );
+        }
+    }
+}

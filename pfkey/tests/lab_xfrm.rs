@@ -208,6 +208,10 @@ fn every_sa_kind_installs_and_reads_back_field_by_field() {
         })
         .collect();
     sent.extend(inbound);
+    // IPv6 endpoints, one transport and one tunnel.
+    let (a6, b6) = (hosts.addr6(1), hosts.addr6(2));
+    sent.push(aes_sha256(a6, b6, 0x601, Mode::Transport));
+    sent.push(aes_sha256(b6, a6, 0x602, Mode::Tunnel));
     for s in &sent {
         assert_eq!(
             k.add_sa(s).unwrap(),
@@ -598,6 +602,44 @@ fn short_lifetimes_raise_soft_then_hard_expire() {
                2 s, hard 4 s. The message arrived on a socket joined to XFRMNLGRP_EXPIRE.";
     record_vector("lab-expire-soft", &soft_raw, how);
     record_vector("lab-expire-hard", &hard_raw, how);
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn policy_lifetime_raises_soft_then_hard_policy_expire() {
+    require_lab();
+    let hosts = Hosts::create(2);
+    let (h1, h2) = (hosts.addr(1), hosts.addr(2));
+    let mut k = kernel(&hosts.ns(1));
+    let mut events = k.open_events().unwrap();
+    let mut p = protect(
+        Selector::hosts(h1, h2),
+        Direction::Out,
+        tmpl(SecurityProtocol::Esp, Mode::Transport, None),
+        5000,
+    );
+    p.lifetime = Lifetime {
+        soft_add_seconds: Some(1),
+        hard_add_seconds: Some(3),
+        ..Lifetime::default()
+    };
+    k.add_policy(&p).unwrap();
+    let index = k.get_policy(&p.id).unwrap().index;
+    let mut seen = Vec::new();
+    let hard = wait_event(events.as_mut(), 8, |e| match e {
+        KernelEvent::PolicyExpire(x) => {
+            seen.push(x.hard);
+            x.hard.then_some(x)
+        }
+        _ => None,
+    })
+    .expect("hard POLEXPIRE");
+    assert_eq!(seen.first(), Some(&false), "soft expiry first: {seen:?}");
+    assert_eq!((hard.id, hard.index), (p.id, index));
+    assert!(
+        k.get_policy(&p.id).unwrap_err().is_not_found(),
+        "hard expiry deleted the policy"
+    );
 }
 
 /// Keys h1 <-> h2 both ways through XfrmKernel in both namespaces.

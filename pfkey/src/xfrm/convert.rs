@@ -1085,6 +1085,36 @@ mod tests {
     }
 
     #[test]
+    fn mapping_infers_the_family_from_the_address_octets() {
+        let m = UserMapping {
+            id: XfrmId {
+                daddr: XfrmAddress::from_ip(ip("192.0.2.11")),
+                spi: Be32(0x77),
+                proto: 50,
+            },
+            reqid: 1,
+            old_saddr: XfrmAddress::from_ip(ip("203.0.113.1")),
+            new_saddr: XfrmAddress::from_ip(ip("203.0.113.2")),
+            old_sport: Be16(4500),
+            new_sport: Be16(40000),
+        };
+        let v4 = mapping_from_wire(&WithAttrs::new(m, vec![])).unwrap();
+        assert_eq!(v4.new, (ip("203.0.113.2"), 40000));
+        assert_eq!(v4.id.destination, ip("192.0.2.11"));
+        let m6 = UserMapping {
+            id: XfrmId {
+                daddr: XfrmAddress::from_ip(ip("2001:db8::11")),
+                ..m.id
+            },
+            old_saddr: XfrmAddress::from_ip(ip("2001:db8::1")),
+            new_saddr: XfrmAddress::from_ip(ip("2001:db8::2")),
+            ..m
+        };
+        let v6 = mapping_from_wire(&WithAttrs::new(m6, vec![])).unwrap();
+        assert_eq!(v6.old, (ip("2001:db8::1"), 4500));
+    }
+
+    #[test]
     fn acquire_takes_addresses_and_template_from_the_message() {
         let p = policy_to_wire(&protect_policy(Mode::Tunnel)).unwrap();
         let tmpl = match &p.attrs[0] {

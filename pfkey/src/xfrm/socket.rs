@@ -299,7 +299,6 @@ pub enum BatchOp<'a> {
 }
 
 /// The Linux XFRM netlink backend.
-#[derive(Debug)]
 pub struct XfrmKernel {
     sock: NlSocket,
     seq: u32,
@@ -307,6 +306,26 @@ pub struct XfrmKernel {
     tx: Vec<u8>,
     /// The network namespace the socket lives in, so event sockets join the same one.
     netns: Option<File>,
+}
+
+impl std::fmt::Debug for XfrmKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XfrmKernel")
+            .field("fd", &self.sock.fd.as_raw_fd())
+            .field("port", &self.sock.port)
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for XfrmEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XfrmEvents")
+            .field("fd", &self.sock.fd.as_raw_fd())
+            .field("port", &self.sock.port)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What one received datagram meant for the request being answered.
@@ -645,6 +664,9 @@ impl XfrmKernel {
                 .recv(&mut self.rx, false, op)?
                 .ok_or(Error::Timeout(op))?;
             let datagram = self.rx.get(..n).unwrap_or_default().to_vec();
+            if let Some(used) = self.rx.get_mut(..n) {
+                used.zeroize();
+            }
             let mut finished = false;
             let mut ours = false;
             for m in super::codec::Messages::new(&datagram) {
@@ -889,7 +911,6 @@ impl KernelInterface for XfrmKernel {
 
 /// Kernel events on a socket joined to `XFRMNLGRP_ACQUIRE`, `XFRMNLGRP_EXPIRE` (which also
 /// carries POLEXPIRE) and `XFRMNLGRP_MAPPING`.
-#[derive(Debug)]
 pub struct XfrmEvents {
     sock: NlSocket,
     rx: Vec<u8>,
@@ -945,8 +966,14 @@ impl XfrmEvents {
         if !self.wait_readable(timeout)? {
             return Ok(None);
         }
-        let n = self.sock.recv(&mut self.rx, true, "xfrm events")?;
-        Ok(n.map(|n| self.rx.get(..n).unwrap_or_default().to_vec()))
+        let Some(n) = self.sock.recv(&mut self.rx, true, "xfrm events")? else {
+            return Ok(None);
+        };
+        let datagram = self.rx.get(..n).unwrap_or_default().to_vec();
+        if let Some(used) = self.rx.get_mut(..n) {
+            used.zeroize();
+        }
+        Ok(Some(datagram))
     }
 }
 

@@ -20,7 +20,11 @@
 
 pub mod defaults;
 pub mod model;
+pub mod order;
 pub mod validate;
 
 pub use model::*;
+pub use order::{
+    expand, Direction, ExpandedFilter, InterfaceAddress, InterfaceKind, InterfaceSnapshot,
+};
 pub use validate::{validate, ValidationError, ValidationErrors};

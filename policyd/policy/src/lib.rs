@@ -19,12 +19,16 @@
 //! This crate does not talk to the kernel, to ikd or to a directory; the agent does.
 
 pub mod defaults;
+pub mod file;
 pub mod model;
 pub mod order;
+pub mod settings;
 pub mod validate;
 
+pub use file::{ExportKeys, FileError};
 pub use model::*;
 pub use order::{
     expand, Direction, ExpandedFilter, InterfaceAddress, InterfaceKind, InterfaceSnapshot,
 };
-pub use validate::{validate, ValidationError, ValidationErrors};
+pub use settings::Settings;
+pub use validate::{validate, validate_settings, ValidationError, ValidationErrors};

@@ -283,6 +283,82 @@ pub enum ValidationError {
         /// Its rule.
         other_rule: ObjectRef,
     },
+    /// An agent setting out of its range.
+    #[error("setting {setting} = {value} is outside {allowed}")]
+    SettingOutOfRange {
+        /// The netsh name of the setting.
+        setting: &'static str,
+        /// The value given.
+        value: u64,
+        /// The allowed range.
+        allowed: &'static str,
+    },
+    /// A boot exemption with ports on a protocol that has none.
+    #[error("boot exemption {index}: ports need protocol tcp or udp, not {protocol}")]
+    BootExemptionPorts {
+        /// 1-based position of the exemption.
+        index: usize,
+        /// Its protocol.
+        protocol: Protocol,
+    },
+}
+
+/// Checks the agent settings against their netsh ranges.
+pub fn validate_settings(settings: &crate::settings::Settings) -> Result<(), ValidationErrors> {
+    use crate::settings as s;
+    let mut errors = Vec::new();
+    let mut range = |setting, value: u64, ok: bool, allowed| {
+        if !ok {
+            errors.push(ValidationError::SettingOutOfRange {
+                setting,
+                value,
+                allowed,
+            });
+        }
+    };
+    range(
+        "ipsecexempt",
+        settings.ipsec_exempt.into(),
+        s::IPSEC_EXEMPT.contains(&settings.ipsec_exempt),
+        "0..=3",
+    );
+    range(
+        "strongcrlcheck",
+        settings.strong_crl_check.into(),
+        s::STRONG_CRL_CHECK.contains(&settings.strong_crl_check),
+        "0..=2",
+    );
+    range(
+        "ipsecdiagnostics",
+        settings.ipsec_diagnostics.into(),
+        s::IPSEC_DIAGNOSTICS.contains(&settings.ipsec_diagnostics),
+        "0..=7",
+    );
+    range(
+        "directorypolling",
+        settings.directory_polling_minutes.into(),
+        s::POLLING_MINUTES.contains(&settings.directory_polling_minutes),
+        "1..=43200 minutes",
+    );
+    range(
+        "assignmentcheck",
+        settings.assignment_check_minutes.into(),
+        s::POLLING_MINUTES.contains(&settings.assignment_check_minutes),
+        "1..=43200 minutes",
+    );
+    for (i, e) in settings.boot_exemptions.iter().enumerate() {
+        if (e.source_port != 0 || e.destination_port != 0) && !e.protocol.has_ports() {
+            errors.push(ValidationError::BootExemptionPorts {
+                index: i + 1,
+                protocol: e.protocol,
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(errors))
+    }
 }
 
 /// Every problem [`validate`] found, in a stable order.
@@ -954,6 +1030,25 @@ mod tests {
             &errors(&set)[..],
             [ValidationError::NoAuthMethods(_)]
         ));
+    }
+
+    #[test]
+    fn settings_outside_netsh_ranges_are_refused() {
+        use crate::settings::*;
+        assert_eq!(validate_settings(&Settings::default()), Ok(()));
+        let bad = Settings {
+            ipsec_exempt: 4,
+            strong_crl_check: 3,
+            boot_exemptions: vec![BootExemption {
+                protocol: Protocol::ICMP,
+                source_port: 0,
+                destination_port: 80,
+                direction: ExemptionDirection::Inbound,
+            }],
+            ..Settings::default()
+        };
+        let errs = validate_settings(&bad).unwrap_err().0;
+        assert_eq!(errs.len(), 3, "{errs:?}");
     }
 
     #[test]

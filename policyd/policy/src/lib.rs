@@ -23,7 +23,9 @@ pub mod file;
 pub mod model;
 pub mod order;
 pub mod settings;
+pub mod store;
 pub mod validate;
+mod versions;
 
 pub use file::{ExportKeys, FileError};
 pub use model::*;
@@ -31,4 +33,5 @@ pub use order::{
     expand, Direction, ExpandedFilter, InterfaceAddress, InterfaceKind, InterfaceSnapshot,
 };
 pub use settings::Settings;
+pub use store::{Location, LocationContents, Store, StoreError};
 pub use validate::{validate, validate_settings, ValidationError, ValidationErrors};

@@ -7,10 +7,10 @@
 //! A [`PolicySet`] is what one store location holds.
 //!
 //! - [`model`]: the types. No I/O.
-//! - [`validate`]: whole-set checks with typed errors naming the object.
+//! - [`validate`](mod@validate): whole-set checks with typed errors naming the object.
 //! - [`order`]: filter weights, kernel priorities and the expansion of mirrored, "my address"
 //!   and keyword filters against a caller-supplied [`InterfaceSnapshot`]. Pure functions.
-//! - [`file`]: the versioned TOML import/export format.
+//! - [`file`](mod@file): the versioned TOML import/export format.
 //! - [`store`]: the transactional local store (redb): local and persistent policies, the
 //!   directory cache and the agent settings.
 //! - [`defaults`]: the embedded default store (Windows' three default policies and the lab

@@ -8,7 +8,7 @@
 //! list. The serde shape of these types *is* the file format of [`crate::file`].
 //!
 //! This module does no I/O and no validation beyond what a type enforces at parse time
-//! (an address, a prefix length); cross-object checks live in [`crate::validate`].
+//! (an address, a prefix length); cross-object checks live in [`crate::validate`](mod@crate::validate).
 
 use std::fmt;
 use std::net::IpAddr;

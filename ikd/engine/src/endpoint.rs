@@ -881,6 +881,28 @@ impl Endpoint {
         }
     }
 
+    /// Sends a protected Notify about the first established ISAKMP SA (tests only: the
+    /// engine does not originate DPD yet).
+    #[cfg(test)]
+    pub(crate) fn send_isakmp_notify(&mut self, t: isakmp::NotifyType, data: Vec<u8>) {
+        let Some(sa) = self
+            .sas
+            .values()
+            .find(|s| matches!(s.state, MainMode::Established(_)))
+        else {
+            return;
+        };
+        let MainMode::Established(est) = &sa.state else {
+            return;
+        };
+        let mut n = informational::notify_payload(sa, t);
+        if let isakmp::Payload::Notification(p) = &mut n {
+            p.data = data;
+        }
+        let iv = est.keys.iv.clone();
+        informational::send_protected(&mut self.sh, sa, &est.keys, &iv, vec![n]);
+    }
+
     #[cfg(test)]
     pub(crate) fn shared_config(&self) -> &EndpointConfig {
         &self.sh.config

@@ -90,3 +90,29 @@ fn initial_contact_is_sent_only_on_first_contact() {
     assert_eq!(contacts(&pair), 1);
     assert_eq!(pair.responder.child_count(), 2, "no SA pair was dropped");
 }
+
+#[test]
+fn r_u_there_is_answered_with_an_ack_echoing_the_sequence_number() {
+    let mut pair = Pair::new(&TestConfig::psk("secret"));
+    pair.establish();
+    // HDR*, HASH(1), N(R-U-THERE, seq) -->
+    pair.initiator
+        .send_isakmp_notify(isakmp::NotifyType::R_U_THERE, vec![0, 0, 0, 7]);
+    pair.drive();
+    assert_eq!(pair.responder.statistics().dpd_answered, 1);
+    // <-- HDR*, HASH(1), N(R-U-THERE-ACK, seq): verified and absorbed by the initiator.
+    assert_eq!(pair.initiator.statistics().notifies_received, 1);
+    assert_eq!(pair.initiator.statistics().dropped, 0);
+}
+
+#[test]
+fn protected_error_notify_on_an_established_sa_is_logged_not_fatal() {
+    let mut pair = Pair::new(&TestConfig::psk("secret"));
+    pair.establish();
+    let before = pair.responder.statistics().notifies_received;
+    pair.initiator
+        .send_isakmp_notify(isakmp::NotifyType::INVALID_SPI, Vec::new());
+    pair.drive();
+    assert_eq!(pair.responder.statistics().notifies_received, before + 1);
+    assert_eq!(pair.responder.established_isakmp_sa_count(), 1);
+}

@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
             let bytes = msg.encode(dialect);
             let again = Message::decode(&bytes, dialect).expect("re-encoded message decodes");
             assert_eq!(again, msg, "round trip changed the message ({dialect:?})");
-            assert_eq!(again.encode(dialect), bytes, "encoding is not stable ({dialect:?})");
+            assert_eq!(
+                again.encode(dialect),
+                bytes,
+                "encoding is not stable ({dialect:?})"
+            );
         }
     }
 });

@@ -1,8 +1,36 @@
 //! ikd: the IKEv1 keying daemon (main mode, quick mode, informational exchanges).
 //!
-//! Not built yet: see issue #3. It will use only the `pfkey::KernelInterface` trait.
+//! This step provides `ikd --check-config FILE`; the daemon itself follows.
 
-fn main() {
-    eprintln!("ikd: not implemented yet (issue #3)");
-    std::process::exit(2);
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[allow(dead_code)] // the daemon (next step) reads the rest
+mod config;
+#[allow(dead_code)] // used by the daemon (next step) and by its tests
+mod convert;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [flag, file] if flag == "--check-config" => match config::load(&PathBuf::from(file)) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} peers, {} connections)",
+                    file,
+                    c.endpoint.peers.len(),
+                    c.connections.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ikd: {e}");
+                ExitCode::from(1)
+            }
+        },
+        _ => {
+            eprintln!("usage: ikd --check-config FILE");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -31,9 +31,15 @@ pub fn require_lab() {
     }
 }
 
-/// The repository root (the workspace root, one level above this crate).
+/// The repository root: the nearest ancestor of the including crate that holds
+/// `tests/lab/hosts` (crates sit one or two levels below it).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("tests/lab/hosts").is_file())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no tests/lab/hosts above {}", manifest.display()))
 }
 
 fn hosts_script() -> PathBuf {

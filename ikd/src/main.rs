@@ -1,36 +1,571 @@
-//! ikd: the IKEv1 keying daemon (main mode, quick mode, informational exchanges).
+//! ikd: the IKEv1 keying daemon (main mode, quick mode, informational exchanges with
+//! preshared keys), modelled on Windows Server 2003's IKE module.
 //!
-//! This step provides `ikd --check-config FILE`; the daemon itself follows.
+//! This file is the event loop: a single thread polls the IKE sockets, the kernel's event
+//! socket and a signalfd, with the engine's next timer as the poll timeout, feeds what
+//! arrives to the sans-IO [`ikengine::Endpoint`], and carries out what the engine asks
+//! (datagrams to send, SPIs to reserve, SA pairs to install, SAs to delete, events to log).
+//! The protocol lives in the engine, the file format in [`config`], the engine↔kernel
+//! mapping in [`convert`], kernel bookkeeping in [`kernel`] and the sockets in [`net`].
+//!
+//! What it does not do (yet): NAT-T port floating, a control socket, a pid file, taking
+//! settings from policyd over its control channel, or daemonizing (it runs in the
+//! foreground under a service manager).
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-#[allow(dead_code)] // the daemon (next step) reads the rest
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ikengine::{
+    Action, ChildName, Endpoint, Event, FailureReason, KernelEvent, Path, SpiAllocationFailed,
+};
+use tracing::{debug, error, info, warn};
+
 mod config;
-#[allow(dead_code)] // used by the daemon (next step) and by its tests
 mod convert;
+mod kernel;
+mod net;
+
+use config::{Config, PolicyMode, StartMode};
+use kernel::Kernel;
+use net::{IkeSocket, Signals};
+
+const USAGE: &str = "usage: ikd [--config FILE]   (default /etc/ikd.conf)\n       ikd --check-config FILE\n       ikd --version";
+const DEFAULT_CONFIG: &str = "/etc/ikd.conf";
+/// The non-ESP marker in front of IKE on port 4500 (RFC 3948 §2.2).
+const NON_ESP_MARKER: [u8; 4] = [0; 4];
+const NAT_T_PORT: u16 = 4500;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [flag, file] if flag == "--check-config" => match config::load(&PathBuf::from(file)) {
-            Ok(c) => {
-                println!(
-                    "{}: OK ({} peers, {} connections)",
-                    file,
-                    c.endpoint.peers.len(),
-                    c.connections.len()
-                );
-                ExitCode::SUCCESS
+    let mut config_path = PathBuf::from(DEFAULT_CONFIG);
+    let mut check_only = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" | "-c" | "--check-config" => {
+                check_only |= a == "--check-config";
+                match it.next() {
+                    Some(p) => config_path = PathBuf::from(p),
+                    None => {
+                        eprintln!("ikd: {a} needs a file\n{USAGE}");
+                        return ExitCode::from(2);
+                    }
+                }
             }
-            Err(e) => {
-                eprintln!("ikd: {e}");
-                ExitCode::from(1)
+            "--version" | "-V" => {
+                println!("ikd {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
             }
-        },
-        _ => {
-            eprintln!("usage: ikd --check-config FILE");
-            ExitCode::from(2)
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("ikd: unknown argument {other:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
         }
+    }
+    let config = match config::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ikd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if check_only {
+        println!(
+            "{}: OK ({} main-mode methods, {} peers, {} connections)",
+            config_path.display(),
+            config.endpoint.main_mode_proposals.len(),
+            config.endpoint.peers.len(),
+            config.connections.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    init_logging();
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Everything the loop owns.
+struct Daemon {
+    config: Config,
+    endpoint: Endpoint,
+    kernel: Kernel,
+    sockets: Vec<IkeSocket>,
+    signals: Signals,
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    reqids: HashMap<ChildName, u32>,
+    rate_limited: u64,
+}
+
+fn run(config: Config) -> Result<(), String> {
+    // Signals first, so a SIGTERM during start-up is not lost.
+    let signals = Signals::open().map_err(|e| format!("signalfd: {e}"))?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("OS random generator: {e}"))?;
+    let endpoint = Endpoint::new(
+        Arc::clone(&config.endpoint),
+        Arc::new(ikecrypto::RustCryptoProvider::new()),
+        seed,
+    );
+    zeroize::Zeroize::zeroize(&mut seed);
+    let mut kernel = Kernel::open(config.kernel)
+        .map_err(|e| format!("kernel interface ({:?}): {e}", config.kernel))?;
+    let sockets = open_sockets(&config.local_addresses)?;
+    let limiter = match config.responder_rate {
+        (0, _) => None,
+        (rate, burst) => {
+            let quota = NonZeroU32::new(rate)
+                .map(|r| Quota::per_second(r).allow_burst(NonZeroU32::new(burst).unwrap_or(r)));
+            quota.map(RateLimiter::keyed)
+        }
+    };
+    let reqids = config
+        .connections
+        .iter()
+        .map(|c| (ChildName::from(c.name.as_str()), c.reqid))
+        .collect();
+    if config.policies == PolicyMode::Install {
+        match kernel.install_policies(&config.connections) {
+            Ok(n) => info!(policies = n, "protect policies installed"),
+            Err(e) => {
+                let c = kernel.cleanup();
+                return Err(format!(
+                    "cannot install policies: {e} (removed again: {} policies)",
+                    c.policies
+                ));
+            }
+        }
+    }
+    info!(
+        config = %config.path.display(),
+        kernel = kernel.backend_name(),
+        sockets = ?sockets.iter().map(|s| s.local).collect::<Vec<_>>(),
+        peers = config.endpoint.peers.len(),
+        connections = config.connections.len(),
+        "ikd started"
+    );
+    let mut d = Daemon {
+        config,
+        endpoint,
+        kernel,
+        sockets,
+        signals,
+        limiter,
+        reqids,
+        rate_limited: 0,
+    };
+    let now = Instant::now();
+    let initiate: Vec<String> = d
+        .config
+        .connections
+        .iter()
+        .filter(|c| c.start == StartMode::Initiate)
+        .map(|c| c.name.clone())
+        .collect();
+    for name in initiate {
+        info!(connection = %name, "initiating at start");
+        if let Err(e) = d.endpoint.initiate(now, &ChildName::from(name.as_str())) {
+            warn!(connection = %name, error = %e, "cannot initiate");
+        }
+    }
+    let result = d.event_loop();
+    d.shutdown();
+    result
+}
+
+fn open_sockets(addresses: &[IpAddr]) -> Result<Vec<IkeSocket>, String> {
+    let wildcard = addresses.is_empty();
+    let addrs: Vec<IpAddr> = if wildcard {
+        vec![
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        ]
+    } else {
+        addresses.to_vec()
+    };
+    let mut sockets = Vec::new();
+    for a in addrs {
+        for port in [500, NAT_T_PORT] {
+            match IkeSocket::open(SocketAddr::new(a, port), port == NAT_T_PORT) {
+                Ok(s) => sockets.push(s),
+                // A host without IPv6 still runs on IPv4 with the wildcard.
+                Err(e) if wildcard && a.is_ipv6() => {
+                    warn!(error = %e, "no IPv6 IKE socket");
+                    break;
+                }
+                Err(e) => return Err(format!("IKE socket {a} port {port}: {e}")),
+            }
+        }
+    }
+    Ok(sockets)
+}
+
+/// Whether a datagram starts a new responder main mode (zero responder cookie, identity
+/// protection, message ID 0).
+fn is_new_main_mode(datagram: &[u8]) -> bool {
+    datagram.len() >= 28
+        && datagram[8..16].iter().all(|b| *b == 0)
+        && datagram[18] == 2
+        && datagram[20..24].iter().all(|b| *b == 0)
+}
+
+impl Daemon {
+    fn event_loop(&mut self) -> Result<(), String> {
+        let mut buf = vec![0u8; 65536];
+        let mut last_cleanup = Instant::now();
+        loop {
+            self.drain(Instant::now());
+            let now = Instant::now();
+            let deadline = self.endpoint.poll_timeout();
+            let timeout = deadline.map(|t| t.saturating_duration_since(now));
+            let mut fds: Vec<_> = self.sockets.iter().map(IkeSocket::raw_fd).collect();
+            fds.push(self.kernel.events_fd());
+            fds.push(self.signals.raw_fd());
+            let ready = net::poll_readable(&fds, timeout).map_err(|e| format!("poll: {e}"))?;
+            let now = Instant::now();
+            if ready.last() == Some(&true) {
+                if let Some(sig) = self.signals.read() {
+                    info!(signal = sig, "shutting down");
+                    return Ok(());
+                }
+            }
+            for i in 0..self.sockets.len() {
+                if ready.get(i) == Some(&true) {
+                    self.receive(i, &mut buf, now);
+                }
+            }
+            if ready.get(self.sockets.len()) == Some(&true) {
+                self.kernel_events(now);
+            }
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                self.endpoint.handle_timeout(Instant::now());
+            }
+            if now.duration_since(last_cleanup) > Duration::from_secs(60) {
+                if let Some(l) = &self.limiter {
+                    l.retain_recent();
+                }
+                last_cleanup = now;
+            }
+        }
+    }
+
+    fn receive(&mut self, i: usize, buf: &mut [u8], now: Instant) {
+        // Bounded so one busy socket cannot starve the others.
+        for _ in 0..64 {
+            let Some(sock) = self.sockets.get(i) else {
+                return;
+            };
+            let port = sock.local.port();
+            let (n, remote, local_ip) = match sock.recv(buf) {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    debug!(socket = %sock.local, error = %e, "receive failed");
+                    continue;
+                }
+            };
+            let Some(mut datagram) = buf.get(..n) else {
+                continue;
+            };
+            if port == NAT_T_PORT {
+                if datagram == [0xff] {
+                    debug!(%remote, "NAT-T keepalive");
+                    continue;
+                }
+                match datagram.strip_prefix(&NON_ESP_MARKER) {
+                    Some(rest) => datagram = rest,
+                    None => {
+                        debug!(%remote, "non-IKE datagram on port 4500 dropped");
+                        continue;
+                    }
+                }
+            }
+            if is_new_main_mode(datagram) {
+                if let Some(l) = &self.limiter {
+                    if l.check_key(&remote.ip()).is_err() {
+                        self.rate_limited += 1;
+                        debug!(%remote, dropped = self.rate_limited, "new main mode over the per-peer rate, dropped");
+                        continue;
+                    }
+                }
+            }
+            let path = Path {
+                local: SocketAddr::new(local_ip, port),
+                remote,
+            };
+            self.endpoint.handle_datagram(now, path, datagram);
+            self.drain(now);
+        }
+    }
+
+    fn kernel_events(&mut self, now: Instant) {
+        for _ in 0..256 {
+            let ev = match self.kernel.next_event() {
+                Ok(Some(ev)) => ev,
+                Ok(None) => return,
+                Err(e) => {
+                    warn!(error = %e, "kernel event socket");
+                    return;
+                }
+            };
+            if let pfkey::KernelEvent::Expire(x) = &ev {
+                if x.hard {
+                    self.kernel.forget_sa(&x.id);
+                }
+            }
+            let owns = |r: u32| self.kernel.owns_reqid(r);
+            let Some(e) = convert::kernel_event(&ev, owns) else {
+                debug!(event = ?ev, "kernel event ignored");
+                continue;
+            };
+            match &e {
+                KernelEvent::Acquire {
+                    local,
+                    remote,
+                    selector,
+                } => info!(%local, %remote, ?selector, "ACQUIRE"),
+                KernelEvent::Expire {
+                    spi,
+                    destination,
+                    hard,
+                    ..
+                } => info!(spi = %format_args!("{spi:08x}"), %destination, hard, "EXPIRE"),
+                _ => {}
+            }
+            self.endpoint.handle_kernel_event(now, e);
+            self.drain(now);
+        }
+    }
+
+    /// Sends every queued datagram and carries out every queued action, until both queues
+    /// are empty (answering an SPI request can queue more).
+    fn drain(&mut self, now: Instant) {
+        loop {
+            while let Some(t) = self.endpoint.poll_transmit() {
+                self.transmit(&t.path, &t.contents);
+            }
+            let Some(action) = self.endpoint.poll_action() else {
+                return;
+            };
+            self.act(now, action);
+        }
+    }
+
+    fn transmit(&self, path: &Path, contents: &[u8]) {
+        let port = path.local.port();
+        let sock = self
+            .sockets
+            .iter()
+            .find(|s| s.local.port() == port && s.local.ip() == path.local.ip())
+            .or_else(|| {
+                self.sockets.iter().find(|s| {
+                    s.local.port() == port
+                        && s.local.ip().is_unspecified()
+                        && s.local.is_ipv4() == path.local.is_ipv4()
+                })
+            });
+        let Some(sock) = sock else {
+            warn!(local = %path.local, remote = %path.remote, "no socket to send from");
+            return;
+        };
+        let r = if port == NAT_T_PORT {
+            let mut v = Vec::with_capacity(contents.len() + 4);
+            v.extend_from_slice(&NON_ESP_MARKER);
+            v.extend_from_slice(contents);
+            sock.send(&v, path.remote, path.local.ip())
+        } else {
+            sock.send(contents, path.remote, path.local.ip())
+        };
+        if let Err(e) = r {
+            warn!(local = %path.local, remote = %path.remote, error = %e, "send failed");
+        }
+    }
+
+    fn act(&mut self, now: Instant, action: Action) {
+        match action {
+            Action::AllocSpi {
+                request,
+                protocol,
+                source,
+                destination,
+            } => {
+                let r = self
+                    .kernel
+                    .allocate_spi(protocol, source, destination)
+                    .map_err(|e| {
+                        warn!(%source, %destination, error = %e, "SPI allocation failed");
+                        SpiAllocationFailed(e.to_string())
+                    });
+                self.endpoint.handle_spi_allocated(now, request, r);
+            }
+            Action::InstallSaPair(pair) => {
+                let Some(&reqid) = self.reqids.get(&pair.child) else {
+                    error!(child = %pair.child, "SA pair for an unknown connection not installed");
+                    return;
+                };
+                let (i, o) = (&pair.inbound, &pair.outbound);
+                let algs = format!(
+                    "{:?} {:?} {}{}",
+                    i.protocol,
+                    i.mode,
+                    i.encryption
+                        .as_ref()
+                        .map(|(c, _)| format!("{c:?}-"))
+                        .unwrap_or_default(),
+                    i.integrity
+                        .as_ref()
+                        .map(|(a, _)| format!("{a:?}"))
+                        .unwrap_or_default(),
+                );
+                match self.kernel.install_pair(&pair, reqid) {
+                    Ok(()) => info!(
+                        child = %pair.child,
+                        peer = %o.destination,
+                        inbound_spi = %format_args!("{:08x}", i.spi),
+                        outbound_spi = %format_args!("{:08x}", o.spi),
+                        transform = %algs,
+                        lifetime_s = i.lifetime.hard_seconds,
+                        lifetime_kb = ?i.lifetime.hard_kilobytes,
+                        reqid = %format_args!("{reqid:#x}"),
+                        "SA pair installed"
+                    ),
+                    Err(e) => error!(
+                        child = %pair.child,
+                        peer = %o.destination,
+                        error = %e,
+                        "SA pair not installed"
+                    ),
+                }
+            }
+            Action::DeleteSa {
+                spi,
+                protocol,
+                destination,
+                source,
+            } => {
+                let id = pfkey::SaId {
+                    destination,
+                    spi,
+                    protocol: convert::protocol(protocol),
+                };
+                match self.kernel.delete_sa(&id) {
+                    Ok(()) => {
+                        info!(spi = %format_args!("{spi:08x}"), %source, %destination, "SA deleted")
+                    }
+                    Err(e) => {
+                        warn!(spi = %format_args!("{spi:08x}"), %destination, error = %e, "SA not deleted")
+                    }
+                }
+            }
+            Action::Event(e) => log_event(&e),
+            other => debug!(action = ?other, "unhandled engine action"),
+        }
+    }
+
+    /// Sends deletes for everything, lets them leave, removes what this process installed.
+    fn shutdown(&mut self) {
+        let now = Instant::now();
+        self.endpoint.delete_all(now);
+        self.drain(now);
+        // Deletes are sent synchronously; the grace lets the peer's kernel and daemon see
+        // them before our SAs vanish (and lets late retransmissions of theirs arrive).
+        std::thread::sleep(self.config.shutdown_grace);
+        let c = self.kernel.cleanup();
+        info!(
+            sas = c.sas,
+            policies = c.policies,
+            errors = c.errors,
+            "ikd stopped: owned SAs and policies removed"
+        );
+    }
+}
+
+fn log_event(e: &Event) {
+    match e {
+        Event::IsakmpSaEstablished { sa, peer, role } => {
+            info!(%peer, ?role, sa = sa.0, "main mode established")
+        }
+        Event::IsakmpSaDeleted { sa, peer } => info!(%peer, sa = sa.0, "ISAKMP SA deleted"),
+        Event::ExchangeFailed {
+            peer,
+            quick_mode,
+            child,
+            reason,
+        } => {
+            let reason = match reason {
+                FailureReason::Timeout => "no answer (retransmissions exhausted)".to_owned(),
+                FailureReason::Stale => "stale (half-open timeout)".to_owned(),
+                FailureReason::PeerNotify(n) => format!("peer sent {n}"),
+                FailureReason::LocalError(n) => format!("rejected: {n}"),
+                FailureReason::SpiAllocation => "SPI allocation failed".to_owned(),
+                other => format!("{other:?}"),
+            };
+            warn!(
+                %peer,
+                exchange = if *quick_mode { "quick mode" } else { "main mode" },
+                child = ?child.as_ref().map(|c| c.0.as_str()),
+                %reason,
+                "negotiation failed"
+            )
+        }
+        Event::ChildEstablished {
+            child,
+            peer,
+            inbound_spi,
+            outbound_spi,
+        } => info!(
+            %child,
+            %peer,
+            inbound_spi = %format_args!("{inbound_spi:08x}"),
+            outbound_spi = %format_args!("{outbound_spi:08x}"),
+            "quick mode established"
+        ),
+        Event::InitialContact { peer } => info!(%peer, "INITIAL-CONTACT: older SAs dropped"),
+        Event::NotifyReceived { peer, notify_type } => {
+            info!(%peer, notify = %notify_type, "notify received")
+        }
+        other => info!(event = ?other, "engine event"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_main_mode_detection() {
+        let mut d = [0u8; 28];
+        d[..8].copy_from_slice(&[1; 8]);
+        d[18] = 2;
+        assert!(is_new_main_mode(&d));
+        d[9] = 1;
+        assert!(!is_new_main_mode(&d));
+        d[9] = 0;
+        d[18] = 32;
+        assert!(!is_new_main_mode(&d));
+        assert!(!is_new_main_mode(&d[..10]));
     }
 }

@@ -1,0 +1,213 @@
+//! The kernel side: one `pfkey::KernelInterface` backend (XFRM or PF_KEY) and its event
+//! socket, with a record of every SA and policy ikd put there.
+//!
+//! What it does: install the connections' protect policies (owned priority and reqids),
+//! reserve SPIs, install SA pairs inbound first, delete SAs, and at exit remove exactly
+//! what this process installed — never another key manager's objects (a foreign policy
+//! with the same selector is an error at start, not something to replace).
+//! What it does not do: decide what to install (the engine and the configuration do); it
+//! returns errors for the caller to log, except during the final cleanup, where it logs
+//! each object it could not remove and carries on.
+
+use std::collections::HashSet;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use ikengine::{IpsecProtocol, SaPair};
+use pfkey::{EventSource, KernelInterface, Ownership, Policy, PolicyId, SaId};
+
+use crate::config::{Connection, KernelBackend};
+use crate::convert;
+
+/// SPIs ikd asks the kernel for (below 256 is reserved, RFC 4303 §2.1).
+const SPI_RANGE: std::ops::RangeInclusive<u32> = 0x100..=0xffff_ffff;
+
+/// The kernel backend with what ikd installed.
+pub(crate) struct Kernel {
+    k: Box<dyn KernelInterface>,
+    events: Box<dyn EventSource + Send>,
+    ownership: Ownership,
+    sas: HashSet<SaId>,
+    policies: Vec<PolicyId>,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("backend", &self.k.backend_name())
+            .field("sas", &self.sas.len())
+            .field("policies", &self.policies.len())
+            .finish()
+    }
+}
+
+/// What [`Kernel::cleanup`] removed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Cleanup {
+    pub(crate) sas: usize,
+    pub(crate) policies: usize,
+    pub(crate) errors: usize,
+}
+
+impl Kernel {
+    /// Opens the backend and its event socket.
+    pub(crate) fn open(backend: KernelBackend) -> Result<Self, pfkey::Error> {
+        let mut k: Box<dyn KernelInterface> = match backend {
+            KernelBackend::Xfrm => Box::new(pfkey::xfrm::XfrmKernel::open()?),
+            KernelBackend::Pfkey => Box::new(pfkey::pfkey::PfKeyKernel::open()?),
+        };
+        let events = k.open_events()?;
+        Ok(Self {
+            k,
+            events,
+            ownership: Ownership::default(),
+            sas: HashSet::new(),
+            policies: Vec::new(),
+        })
+    }
+
+    /// The backend's name.
+    pub(crate) fn backend_name(&self) -> &'static str {
+        self.k.backend_name()
+    }
+
+    /// The event socket, for poll.
+    pub(crate) fn events_fd(&self) -> RawFd {
+        self.events.raw_fd()
+    }
+
+    /// The next queued kernel event, without waiting.
+    pub(crate) fn next_event(&mut self) -> Result<Option<pfkey::KernelEvent>, pfkey::Error> {
+        self.events.next_event(Some(Duration::ZERO))
+    }
+
+    /// Whether the reqid is in the stack's owned band.
+    pub(crate) fn owns_reqid(&self, reqid: u32) -> bool {
+        self.ownership.reqids.contains(&reqid)
+    }
+
+    /// Installs the protect policies of `connections`. A policy with the same identity
+    /// that ikd owns (left by a crashed run) is replaced; a foreign one is an error.
+    pub(crate) fn install_policies(&mut self, connections: &[Connection]) -> Result<usize, String> {
+        for c in connections {
+            for p in convert::policies(c).unwrap_or_default() {
+                self.install_policy(&p)
+                    .map_err(|e| format!("connection \"{}\": {e}", c.name))?;
+            }
+        }
+        Ok(self.policies.len())
+    }
+
+    fn install_policy(&mut self, p: &Policy) -> Result<(), String> {
+        let what = format!(
+            "{:?} policy {} -> {}",
+            p.id.direction, p.id.selector.source, p.id.selector.destination
+        );
+        match self.k.add_policy(p) {
+            Ok(()) => {}
+            Err(e) if e.is_exists() => {
+                let old = self
+                    .k
+                    .get_policy(&p.id)
+                    .map_err(|e| format!("{what}: {e}"))?;
+                if !self.ownership.owns_policy(&old) {
+                    return Err(format!(
+                        "{what}: a policy not owned by the stack (priority {}) exists; \
+                         remove it or use policies = \"external\"",
+                        old.priority
+                    ));
+                }
+                self.k
+                    .update_policy(p)
+                    .map_err(|e| format!("{what}: {e}"))?;
+            }
+            Err(e) => return Err(format!("{what}: {e}")),
+        }
+        self.policies.push(p.id);
+        Ok(())
+    }
+
+    /// Reserves an inbound SPI from `source` (peer) to `destination` (us).
+    pub(crate) fn allocate_spi(
+        &mut self,
+        protocol: IpsecProtocol,
+        source: std::net::IpAddr,
+        destination: std::net::IpAddr,
+    ) -> Result<u32, pfkey::Error> {
+        let proto = convert::protocol(protocol);
+        let spi = self
+            .k
+            .allocate_spi(source, destination, proto, 0, SPI_RANGE)?;
+        self.sas.insert(SaId {
+            destination,
+            spi,
+            protocol: proto,
+        });
+        Ok(spi)
+    }
+
+    /// Installs both SAs of a pair with `reqid`: inbound first (completing the larval SA
+    /// of its SPI), then outbound.
+    pub(crate) fn install_pair(&mut self, pair: &SaPair, reqid: u32) -> Result<(), pfkey::Error> {
+        let inbound = convert::child_sa(&pair.inbound, reqid);
+        match self.k.update_sa(&inbound) {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {
+                self.k.add_sa(&inbound)?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.sas.insert(inbound.id);
+        let outbound = convert::child_sa(&pair.outbound, reqid);
+        match self.k.add_sa(&outbound) {
+            Ok(_) => {}
+            Err(e) if e.is_exists() => {
+                self.k.update_sa(&outbound)?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.sas.insert(outbound.id);
+        Ok(())
+    }
+
+    /// Deletes an SA (gone already is fine).
+    pub(crate) fn delete_sa(&mut self, id: &SaId) -> Result<(), pfkey::Error> {
+        self.sas.remove(id);
+        match self.k.delete_sa(id) {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets an SA the kernel removed itself (hard expiry).
+    pub(crate) fn forget_sa(&mut self, id: &SaId) {
+        self.sas.remove(id);
+    }
+
+    /// Removes every SA and policy this process installed (and nothing else).
+    pub(crate) fn cleanup(&mut self) -> Cleanup {
+        let mut done = Cleanup::default();
+        let sas: Vec<SaId> = self.sas.drain().collect();
+        for id in sas {
+            match self.k.delete_sa(&id) {
+                Ok(()) => done.sas += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    tracing::warn!(spi = %format_args!("{:08x}", id.spi), error = %e, "cannot delete SA");
+                    done.errors += 1;
+                }
+            }
+        }
+        for id in std::mem::take(&mut self.policies) {
+            match self.k.delete_policy(&id) {
+                Ok(()) => done.policies += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot delete policy");
+                    done.errors += 1;
+                }
+            }
+        }
+        done
+    }
+}

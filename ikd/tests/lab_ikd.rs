@@ -1,0 +1,553 @@
+//! Lab tests of the ikd binary: two daemons in namespaces h1 and h2 negotiate on ACQUIRE,
+//! install SAs through XFRM, carry pings over ESP, fail cleanly with a wrong preshared
+//! key, and clean up (with deletes to the peer) on SIGTERM while foreign kernel objects
+//! survive.
+//!
+//! Every ikd child is owned by an [`Ikd`] guard that kills it on drop, so a failing
+//! assertion never leaves a daemon behind.
+
+#[path = "../../pfkey/tests/support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::io::Read;
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use pfkey::KernelInterface;
+use support::{in_netns, ip_in, require_lab, run_in, Capture, Hosts, IP};
+
+const H1_PSK: &str = "lab preshared key, documentation only";
+
+/// A running ikd in a namespace, killed on drop.
+struct Ikd {
+    child: Option<Child>,
+    log: PathBuf,
+    name: String,
+}
+
+impl Ikd {
+    fn start(dir: &std::path::Path, ns: &str, config: &str) -> Ikd {
+        let conf = dir.join(format!("{ns}.conf"));
+        fs::write(&conf, config).unwrap();
+        fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
+        let log = dir.join(format!("{ns}.log"));
+        let out = fs::File::create(&log).unwrap();
+        let child = Command::new(IP)
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_ikd"), "--config"])
+            .arg(&conf)
+            .env("RUST_LOG", "info,ikengine=debug")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start ikd in {ns}: {e}"));
+        let mut ikd = Ikd {
+            child: Some(child),
+            log,
+            name: ns.to_owned(),
+        };
+        ikd.wait_log("ikd started", Duration::from_secs(20));
+        ikd
+    }
+
+    fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    fn running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    fn wait_log(&mut self, needle: &str, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.log().contains(needle) {
+                return;
+            }
+            if !self.running() {
+                panic!("ikd in {} exited; log:\n{}", self.name, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "ikd in {}: no {needle:?} within {timeout:?}; log:\n{}",
+            self.name,
+            self.log()
+        );
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            // Our own child, not yet waited for, so its PID is not reused.
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
+    /// SIGTERM and wait for the exit.
+    fn terminate(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        let end = Instant::now() + Duration::from_secs(20);
+        let Some(mut c) = self.child.take() else {
+            panic!("ikd in {} already reaped", self.name);
+        };
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st;
+            }
+            if Instant::now() > end {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("ikd in {} ignored SIGTERM; log:\n{}", self.name, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Ikd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A temporary directory for configs and logs (the guest's /tmp is a tmpfs).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("lab-ikd-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// tcpdump in the root namespace (the bridge ports), killed on drop.
+struct RootCapture {
+    child: Option<Child>,
+    path: PathBuf,
+}
+
+impl RootCapture {
+    fn start(iface: &str) -> RootCapture {
+        let path = std::env::temp_dir().join(format!("lab-ikd-root-{}.pcap", std::process::id()));
+        let child = Command::new("tcpdump")
+            .args([
+                "-i",
+                iface,
+                "-nn",
+                "-U",
+                "--immediate-mode",
+                "-Z",
+                "root",
+                "-w",
+            ])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tcpdump");
+        // tcpdump needs a moment to attach (the support Capture waits for "listening on").
+        std::thread::sleep(Duration::from_millis(1500));
+        RootCapture {
+            child: Some(child),
+            path,
+        }
+    }
+
+    fn stop(mut self) -> (support::CaptureSummary, String) {
+        std::thread::sleep(Duration::from_millis(300));
+        if let Some(mut c) = self.child.take() {
+            // SIGINT makes tcpdump flush the file; the child is ours and not yet reaped.
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+        let out = Command::new("tcpdump")
+            .arg("-r")
+            .arg(&self.path)
+            .arg("-nn")
+            .output()
+            .expect("tcpdump -r");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (support::CaptureSummary::from_tcpdump(&text), text)
+    }
+}
+
+impl Drop for RootCapture {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Suite {
+    name: &'static str,
+    mm: (&'static str, &'static str, &'static str),
+    esp: (&'static str, &'static str),
+    xfrm_enc: &'static str,
+    xfrm_auth: &'static str,
+}
+
+const SUITES: [Suite; 3] = [
+    Suite {
+        name: "3DES-SHA1-MODP1024",
+        mm: ("3des", "sha1", "group2"),
+        esp: ("3des", "sha1"),
+        xfrm_enc: "cbc(des3_ede)",
+        xfrm_auth: "hmac(sha1)",
+    },
+    Suite {
+        name: "AES128-SHA1-MODP2048",
+        mm: ("aes128", "sha1", "group14"),
+        esp: ("aes128", "sha1"),
+        xfrm_enc: "cbc(aes)",
+        xfrm_auth: "hmac(sha1)",
+    },
+    Suite {
+        name: "AES256-SHA256-ECP256",
+        mm: ("aes256", "sha256", "group19"),
+        esp: ("aes256", "sha256"),
+        xfrm_enc: "cbc(aes)",
+        xfrm_auth: "hmac(sha256)",
+    },
+];
+
+fn config(
+    local: IpAddr,
+    peer: IpAddr,
+    psk: &str,
+    suite: &Suite,
+    tunnel: Option<(IpAddr, IpAddr)>,
+) -> String {
+    let (e, h, g) = suite.mm;
+    let (qe, qh) = suite.esp;
+    let conn = match tunnel {
+        None => "mode = \"transport\"".to_owned(),
+        Some((l, r)) => {
+            format!("mode = \"tunnel\"\nlocal-subnet = \"{l}/32\"\nremote-subnet = \"{r}/32\"")
+        }
+    };
+    format!(
+        r#"
+[daemon]
+local-addresses = ["{local}"]
+retransmit-seconds = [0, 1, 2, 2, 4]
+shutdown-grace-ms = 300
+
+[main-mode]
+methods = [ {{ encryption = "{e}", integrity = "{h}", dh-group = "{g}" }} ]
+
+[[peers]]
+name = "peer"
+address = "{peer}"
+preshared-key = "{psk}"
+
+[[connections]]
+name = "lab"
+peer = "peer"
+{conn}
+methods = [ {{ esp = {{ encryption = "{qe}", integrity = "{qh}" }} }} ]
+"#
+    )
+}
+
+/// SAs with keys (larval SPI reservations excluded) in a namespace, read through XFRM.
+fn keyed_sas(ns: &str) -> Vec<pfkey::SecurityAssociation> {
+    in_netns(ns, || {
+        let mut k = pfkey::xfrm::XfrmKernel::open().expect("xfrm");
+        k.dump_sas()
+            .expect("dump")
+            .into_iter()
+            .filter(|sa| sa.encryption.is_some() || sa.integrity.is_some())
+            .collect()
+    })
+}
+
+/// The same through PF_KEY (SADB_DUMP), keyed SAs only.
+fn keyed_sas_pfkey(ns: &str) -> usize {
+    in_netns(ns, || {
+        let mut k = pfkey::pfkey::PfKeyKernel::open().expect("pf_key");
+        k.dump_sas()
+            .expect("dump")
+            .into_iter()
+            .filter(|sa| sa.encryption.is_some() || sa.integrity.is_some())
+            .count()
+    })
+}
+
+fn xfrm(ns: &str, what: &str) -> String {
+    String::from_utf8_lossy(&ip_in(ns, &["xfrm", what]).stdout).into_owned()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("timed out waiting for {what}");
+    false
+}
+
+fn ping_from(ns: &str, src: Option<IpAddr>, to: IpAddr, count: u32) -> bool {
+    let count = count.to_string();
+    let to = to.to_string();
+    let mut args = vec!["-n", "-q", "-c", &count, "-i", "0.2", "-W", "2"];
+    let src_s = src.map(|s| s.to_string());
+    if let Some(s) = &src_s {
+        args.extend(["-I", s.as_str()]);
+    }
+    args.push(&to);
+    run_in(ns, "ping", &args).status.success()
+}
+
+fn negotiate_and_ping(suite: &Suite, tunnel: bool) {
+    require_lab();
+    let hosts = Hosts::create(2);
+    let dir = TempDir::new(if tunnel { "tunnel" } else { "transport" });
+    let (a1, a2) = (hosts.addr(1), hosts.addr(2));
+    let (i1, i2) = (hosts.inner(1), hosts.inner(2));
+    let (ns1, ns2) = (hosts.ns(1), hosts.ns(2));
+    // A foreign policy and SA (not in the owned band) that must survive ikd.
+    ip_in(
+        &ns1,
+        &[
+            "xfrm",
+            "policy",
+            "add",
+            "src",
+            "203.0.113.1/32",
+            "dst",
+            "203.0.113.2/32",
+            "dir",
+            "out",
+            "action",
+            "block",
+            "priority",
+            "7",
+        ],
+    );
+    ip_in(
+        &ns1,
+        &[
+            "xfrm",
+            "state",
+            "add",
+            "src",
+            "192.0.2.11",
+            "dst",
+            "203.0.113.9",
+            "proto",
+            "esp",
+            "spi",
+            "0x00000777",
+            "reqid",
+            "7",
+            "mode",
+            "transport",
+            "auth",
+            "sha1",
+            "0x0102030405060708090a0b0c0d0e0f1011121314",
+            "enc",
+            "aes",
+            "0x000102030405060708090a0b0c0d0e0f",
+        ],
+    );
+
+    let t1 = tunnel.then_some((i1, i2));
+    let t2 = tunnel.then_some((i2, i1));
+    let mut d1 = Ikd::start(&dir.0, &ns1, &config(a1, a2, H1_PSK, suite, t1));
+    let mut d2 = Ikd::start(&dir.0, &ns2, &config(a2, a1, H1_PSK, suite, t2));
+    assert!(
+        xfrm(&ns1, "policy").contains("reqid 14336"),
+        "{}",
+        xfrm(&ns1, "policy")
+    );
+
+    let (target, src) = if tunnel { (i2, Some(i1)) } else { (a2, None) };
+    // The first ping raises the ACQUIRE (its packets are held or dropped).
+    let _ = ping_from(&ns1, src, target, 1);
+    let both = wait_for("SAs on both hosts", Duration::from_secs(60), || {
+        keyed_sas(&ns1).len() >= 2 && keyed_sas(&ns2).len() >= 2
+    });
+    assert!(
+        both,
+        "no SAs for {}\nh1 log:\n{}\nh2 log:\n{}",
+        suite.name,
+        d1.log(),
+        d2.log()
+    );
+    for ns in [&ns1, &ns2] {
+        let sas = keyed_sas(ns);
+        let ours: Vec<_> = sas.iter().filter(|s| s.reqid == 0x3800).collect();
+        assert_eq!(ours.len(), 2, "{ns}: {sas:?}");
+        for sa in &ours {
+            assert_eq!(
+                sa.mode,
+                if tunnel {
+                    pfkey::Mode::Tunnel
+                } else {
+                    pfkey::Mode::Transport
+                }
+            );
+        }
+        let text = xfrm(ns, "state");
+        assert!(
+            text.contains(suite.xfrm_enc) && text.contains(suite.xfrm_auth),
+            "{ns}:\n{text}"
+        );
+        // PF_KEY sees the same SAs (the foreign one included on h1).
+        assert!(keyed_sas_pfkey(ns) >= 2);
+    }
+    d1.wait_log("quick mode established", Duration::from_secs(5));
+    d2.wait_log("SA pair installed", Duration::from_secs(5));
+
+    // Tunnel mode: capture on the bridge port in the root namespace (a host's own eth0 also
+    // shows the decrypted inner packets); transport: on h1's eth0.
+    let (sum, text) = if tunnel {
+        let cap = RootCapture::start("vh1");
+        assert!(
+            ping_from(&ns1, src, target, 4),
+            "pings over {} fail",
+            suite.name
+        );
+        cap.stop()
+    } else {
+        let cap = Capture::start(&ns1, "eth0");
+        assert!(
+            ping_from(&ns1, src, target, 4),
+            "pings over {} fail",
+            suite.name
+        );
+        cap.stop_with_text()
+    };
+    assert!(sum.esp >= 8, "{}: {sum:?}\n{text}", suite.name);
+    assert_eq!(sum.icmp_clear, 0, "{}: clear ICMP\n{text}", suite.name);
+
+    // SIGTERM on h1: exit 0, nothing owned left, the foreign objects kept, and h2 got the
+    // deletes (its SAs go too).
+    let st = d1.terminate();
+    assert!(st.success(), "ikd h1 exit {st:?}; log:\n{}", d1.log());
+    let state = xfrm(&ns1, "state");
+    let policy = xfrm(&ns1, "policy");
+    assert!(
+        !state.contains("reqid 14336") && !policy.contains("reqid 14336"),
+        "{state}\n{policy}"
+    );
+    assert!(
+        state.contains("spi 0x00000777"),
+        "foreign SA gone:\n{state}"
+    );
+    assert!(
+        policy.contains("203.0.113.2/32"),
+        "foreign policy gone:\n{policy}"
+    );
+    let gone = wait_for("h2's SAs to be deleted", Duration::from_secs(10), || {
+        keyed_sas(&ns2).iter().all(|s| s.reqid != 0x3800)
+    });
+    assert!(
+        gone,
+        "h2 kept its SAs after h1's delete; h2 log:\n{}",
+        d2.log()
+    );
+    let st = d2.terminate();
+    assert!(st.success(), "ikd h2 exit {st:?}; log:\n{}", d2.log());
+    assert!(!xfrm(&ns2, "policy").contains("reqid 14336"));
+    let log = d1.log() + &d2.log();
+    assert!(!log.contains(H1_PSK), "the PSK was logged");
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn transport_3des_sha1_modp1024() {
+    negotiate_and_ping(&SUITES[0], false);
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn transport_aes128_sha1_modp2048() {
+    negotiate_and_ping(&SUITES[1], false);
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn transport_aes256_sha256_ecp256() {
+    negotiate_and_ping(&SUITES[2], false);
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn tunnel_aes128_sha1_modp2048() {
+    negotiate_and_ping(&SUITES[1], true);
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn wrong_psk_no_sa_both_keep_running() {
+    require_lab();
+    let hosts = Hosts::create(2);
+    let dir = TempDir::new("wrongpsk");
+    let (a1, a2) = (hosts.addr(1), hosts.addr(2));
+    let (ns1, ns2) = (hosts.ns(1), hosts.ns(2));
+    let mut d1 = Ikd::start(&dir.0, &ns1, &config(a1, a2, "one key", &SUITES[0], None));
+    let mut d2 = Ikd::start(
+        &dir.0,
+        &ns2,
+        &config(a2, a1, "another key", &SUITES[0], None),
+    );
+    let _ = ping_from(&ns1, None, a2, 1);
+    let found = wait_for(
+        "responder's authentication failure",
+        Duration::from_secs(30),
+        || {
+            let l = d2.log();
+            l.contains("AUTHENTICATION-FAILED") || l.contains("INVALID-HASH-INFORMATION")
+        },
+    );
+    assert!(found, "h2 log:\n{}\nh1 log:\n{}", d2.log(), d1.log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(keyed_sas(&ns1).is_empty(), "{:?}", keyed_sas(&ns1));
+    assert!(keyed_sas(&ns2).is_empty(), "{:?}", keyed_sas(&ns2));
+    assert!(d1.running() && d2.running(), "a daemon died");
+    assert!(!ping_from(&ns1, None, a2, 1), "traffic passed without SAs");
+    assert!(d1.terminate().success());
+    assert!(d2.terminate().success());
+    let log = d1.log() + &d2.log();
+    assert!(
+        !log.contains("one key") && !log.contains("another key"),
+        "a PSK was logged"
+    );
+}

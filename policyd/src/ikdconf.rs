@@ -1,0 +1,352 @@
+//! The ikd configuration derived from the applied policies (`ikd.conf(5)`, TOML).
+//!
+//! Until the control channel of issue #4 point 5 carries main-mode, quick-mode and
+//! authentication settings to ikd, policyd writes them as an ikd configuration file (mode
+//! 0600: it holds preshared keys) and (re)starts ikd with `--config FILE`:
+//!
+//! - `[daemon]`: `kernel = "xfrm"`, `policies = "external"` (policyd owns the SPD);
+//! - `[main-mode]`: the ISAKMP policy of the first applied policy (the persistent one when
+//!   there is one, as its settings win);
+//! - one `[[peers]]` per peer address of a negotiating rule that has a preshared key (its
+//!   first one), the peer being the rule's tunnel endpoint or the literal address on the far
+//!   side of each filter;
+//! - one `[[connections]]` per such filter, with the rule's reqid (so ikd's SAs meet the
+//!   templates policyd installed), protocol, ports, mode, quick-mode PFS and methods.
+//!
+//! Kerberos and certificate rules are left out (ikd has no such authentication yet) and so
+//! are filters whose far side is not one address (subnets, any, keywords): ikd answers them
+//! through the default response rule once the control channel exists. TODO(#4): replace the
+//! file by the control channel.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipsec_agent::DesiredState;
+use ipsec_policy::{
+    Action, AuthMethod, DhGroup, Encryption, Endpoint, Integrity, Policy, PolicySet, PresharedKey,
+    QuickModeMethod,
+};
+use serde::Serialize;
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct File {
+    daemon: Daemon,
+    main_mode: MainMode,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    peers: Vec<Peer>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    connections: Vec<Connection>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Daemon {
+    kernel: &'static str,
+    policies: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct MainMode {
+    lifetime_minutes: u32,
+    quick_modes_per_main_mode: u32,
+    methods: Vec<MmMethod>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct MmMethod {
+    encryption: Encryption,
+    integrity: Integrity,
+    dh_group: DhGroup,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Peer {
+    name: String,
+    address: String,
+    preshared_key: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Connection {
+    name: String,
+    peer: String,
+    mode: &'static str,
+    start: &'static str,
+    #[serde(skip_serializing_if = "is_zero_u8")]
+    protocol: u8,
+    #[serde(skip_serializing_if = "is_zero_u16")]
+    local_port: u16,
+    #[serde(skip_serializing_if = "is_zero_u16")]
+    remote_port: u16,
+    reqid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pfs: Option<DhGroup>,
+    methods: Vec<QmMethod>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct QmMethod {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    esp: Option<Esp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ah: Option<Integrity>,
+    lifetime_seconds: u32,
+    lifetime_kb: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Esp {
+    encryption: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    integrity: Option<Integrity>,
+}
+
+fn is_zero_u8(v: &u8) -> bool {
+    *v == 0
+}
+fn is_zero_u16(v: &u16) -> bool {
+    *v == 0
+}
+
+fn encryption_name(e: Encryption) -> String {
+    toml::Value::try_from(e)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "null".to_owned())
+}
+
+fn qm_method(m: &QuickModeMethod) -> QmMethod {
+    QmMethod {
+        esp: m.esp.map(|e| Esp {
+            encryption: e
+                .encryption
+                .map_or_else(|| "null".to_owned(), encryption_name),
+            integrity: e.integrity,
+        }),
+        ah: m.ah,
+        lifetime_seconds: m.lifetime_seconds,
+        lifetime_kb: m.lifetime_kb,
+    }
+}
+
+fn literal(e: &Endpoint) -> Option<IpAddr> {
+    match e {
+        Endpoint::Address(a) => Some(*a),
+        _ => None,
+    }
+}
+
+/// One policy with the set it lives in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Applied<'a> {
+    /// The set holding the policy's filter lists and actions.
+    pub(crate) set: &'a PolicySet,
+    /// The policy.
+    pub(crate) policy: &'a Policy,
+}
+
+/// The ikd configuration for the applied policies (persistent first) and the reqids their
+/// compilation gave each rule. `None` when no policy is applied: ikd then starts with the
+/// default main mode (Windows' four methods) and no peers.
+pub(crate) fn generate(applied: &[Applied<'_>], desired: &DesiredState) -> String {
+    let main_mode = match applied.first() {
+        Some(a) => MainMode {
+            lifetime_minutes: a.policy.isakmp.master_key_lifetime_minutes,
+            quick_modes_per_main_mode: a.policy.isakmp.quick_modes_per_main_mode,
+            methods: a
+                .policy
+                .isakmp
+                .methods
+                .iter()
+                .map(|m| MmMethod {
+                    encryption: m.encryption,
+                    integrity: m.integrity,
+                    dh_group: m.dh_group,
+                })
+                .collect(),
+        },
+        None => MainMode {
+            lifetime_minutes: ipsec_policy::DEFAULT_MM_LIFETIME_MINUTES,
+            quick_modes_per_main_mode: 0,
+            methods: vec![
+                MmMethod {
+                    encryption: Encryption::TripleDes,
+                    integrity: Integrity::Sha1,
+                    dh_group: DhGroup::Group2,
+                },
+                MmMethod {
+                    encryption: Encryption::TripleDes,
+                    integrity: Integrity::Md5,
+                    dh_group: DhGroup::Group2,
+                },
+            ],
+        },
+    };
+    let mut peers: BTreeMap<IpAddr, Peer> = BTreeMap::new();
+    let mut connections = Vec::new();
+    for a in applied {
+        for (ri, rule) in a.policy.rules.iter().enumerate() {
+            if !rule.active {
+                continue;
+            }
+            let Some(Action::Negotiate(n)) =
+                a.set.filter_action(rule.filter_action).map(|f| &f.action)
+            else {
+                continue;
+            };
+            let Some(psk) = rule.auth_methods.iter().find_map(|m| match m {
+                AuthMethod::PresharedKey {
+                    key: PresharedKey::Secret(s),
+                } => Some(s),
+                _ => None,
+            }) else {
+                continue;
+            };
+            let Some(&reqid) = desired.reqids.get(&rule.id) else {
+                continue;
+            };
+            let Some(list) = a.set.filter_list(rule.filter_list) else {
+                continue;
+            };
+            let tunnel = rule.tunnel_endpoint.as_ref().and_then(literal);
+            for (fi, f) in list.filters.iter().enumerate() {
+                let (peer_addr, local_port, remote_port) = match tunnel {
+                    Some(t) => (Some(t), f.source_port, f.destination_port),
+                    None => match (literal(&f.source), literal(&f.destination)) {
+                        (_, Some(d)) if !matches!(f.source, Endpoint::Address(_)) => {
+                            (Some(d), f.source_port, f.destination_port)
+                        }
+                        (Some(s), _) => (Some(s), f.destination_port, f.source_port),
+                        _ => (None, 0, 0),
+                    },
+                };
+                let Some(peer_addr) = peer_addr else {
+                    continue;
+                };
+                let count = peers.len();
+                let peer = peers.entry(peer_addr).or_insert_with(|| Peer {
+                    name: format!("peer{count}"),
+                    address: peer_addr.to_string(),
+                    preshared_key: psk.expose().to_owned(),
+                });
+                let protocol = match f.protocol {
+                    ipsec_policy::Protocol::Any => 0,
+                    ipsec_policy::Protocol::Number(n) => n,
+                };
+                connections.push(Connection {
+                    name: format!("{}-r{ri}-f{fi}", short(&a.policy.id)),
+                    peer: peer.name.clone(),
+                    mode: if tunnel.is_some() {
+                        "tunnel"
+                    } else {
+                        "transport"
+                    },
+                    start: "acquire",
+                    protocol,
+                    local_port,
+                    remote_port,
+                    reqid,
+                    pfs: n.qm_pfs.then(|| {
+                        a.policy
+                            .isakmp
+                            .methods
+                            .first()
+                            .map_or(DhGroup::Group2, |m| m.dh_group)
+                    }),
+                    methods: n.methods.iter().map(qm_method).collect(),
+                });
+            }
+        }
+    }
+    let file = File {
+        daemon: Daemon {
+            kernel: "xfrm",
+            policies: "external",
+        },
+        main_mode,
+        peers: peers.into_values().collect(),
+        connections,
+    };
+    let body = toml::to_string(&file).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot encode the ikd configuration");
+        String::new()
+    });
+    format!(
+        "# ikd.conf generated by policyd from the applied IPsec policy; do not edit.\n\
+         # It holds preshared keys: mode 0600.\n{body}"
+    )
+}
+
+fn short(id: &uuid::Uuid) -> String {
+    id.simple().to_string().chars().take(8).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipsec_agent::{compile, CompileOptions};
+    use ipsec_policy::defaults::{
+        default_store, LAB_ANDY, LAB_ANDY_ADDR, LAB_BETTY_ADDR, LAB_PRESHARED_KEY,
+    };
+    use ipsec_policy::InterfaceSnapshot;
+
+    #[test]
+    fn no_policy_gives_a_default_main_mode_only() {
+        let text = generate(&[], &DesiredState::default());
+        let v: toml::Table = toml::from_str(&text).expect("toml");
+        assert_eq!(v["daemon"]["policies"].as_str(), Some("external"));
+        assert_eq!(v["main-mode"]["methods"].as_array().map(Vec::len), Some(2));
+        assert!(!v.contains_key("peers"));
+    }
+
+    #[test]
+    fn the_lab_policy_gives_betty_as_a_peer_with_the_rule_reqid() {
+        let set = default_store();
+        let policy = set.policy_by_name(LAB_ANDY).expect("lab policy");
+        let desired = compile(
+            &set,
+            policy,
+            &InterfaceSnapshot {
+                addresses: vec![ipsec_policy::InterfaceAddress {
+                    interface: "eth0".into(),
+                    address: LAB_ANDY_ADDR.into(),
+                    kind: ipsec_policy::InterfaceKind::Lan,
+                }],
+                ..InterfaceSnapshot::default()
+            },
+            &CompileOptions::default(),
+        )
+        .expect("compile");
+        let text = generate(&[Applied { set: &set, policy }], &desired);
+        let v: toml::Table = toml::from_str(&text).expect("toml");
+        let peers = v["peers"].as_array().expect("peers");
+        assert_eq!(peers.len(), 1);
+        assert_eq!(
+            peers[0]["address"].as_str(),
+            Some(LAB_BETTY_ADDR.to_string().as_str())
+        );
+        assert_eq!(peers[0]["preshared-key"].as_str(), Some(LAB_PRESHARED_KEY));
+        let conns = v["connections"].as_array().expect("connections");
+        assert!(!conns.is_empty());
+        let reqids: Vec<i64> = desired.reqids.values().map(|r| i64::from(*r)).collect();
+        for c in conns {
+            assert!(
+                reqids.contains(&c["reqid"].as_integer().unwrap_or(-1)),
+                "{c:?}"
+            );
+            assert_eq!(c["mode"].as_str(), Some("transport"));
+            assert!(!c["methods"].as_array().map_or(true, Vec::is_empty));
+        }
+        assert_eq!(
+            v["main-mode"]["methods"][0]["encryption"].as_str(),
+            Some("3des")
+        );
+    }
+}

@@ -1,0 +1,677 @@
+//! The agent's decisions: the start-up sequence, policy retrieval, the service loop's
+//! reactions and shutdown, against an [`Effects`] trait so that tests drive them with
+//! fakes and the daemon with the real store, rtnetlink, nft, XFRM and ikd.
+//!
+//! # Start-up (seed, "Policy Agent Initialization")
+//!
+//! 1. initialise the intervals from the store settings ([`Step::InitIntervals`]);
+//! 2. start the interface manager ([`Step::StartInterfaceManager`]);
+//! 3. set the driver mode: the boot mode's firewall, kept until a policy is applied
+//!    ([`Step::SetDriverMode`]);
+//! 4. start ikd ([`Step::StartIkd`]);
+//! 5. load the policy: the persistent policy first and alone ([`Step::ApplyPersistent`]),
+//!    then the persistent and the retrieved one together ([`Step::ApplyAssigned`]); when both
+//!    are in the kernel the boot firewall is removed ([`Step::OpenFirewall`]);
+//! 6. the service loop (the caller): [`Agent::poll`] at [`Agent::polling_interval`],
+//!    [`Agent::interfaces_changed`], [`Agent::refresh`] on SIGHUP, [`Agent::shutdown`] on
+//!    SIGTERM.
+//!
+//! # Retrieval
+//!
+//! [`PolicySource`]s are asked in order directory → cache → local; the first that has a
+//! policy wins and names the [`PolicyState`]. The directory and the cache report "not
+//! configured" until the directory issue; the local source returns the assigned local
+//! policy. Without a policy the state is [`PolicyState::Initial`] and polling uses the
+//! default interval.
+//!
+//! # Operational modes
+//!
+//! [`OperationalMode::Boot`] until the first complete apply; [`OperationalMode::Secure`]
+//! once the policies are in the kernel; [`OperationalMode::Block`] when the persistent
+//! policy (or the store itself) cannot be read or applied: the block ruleset with the boot
+//! exemptions is (re)installed and stays until a later poll succeeds;
+//! [`OperationalMode::Permit`] after [`Agent::shutdown`] (service stopped by the
+//! administrator: owned kernel policies and the boot table removed, ikd stopped).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use ipsec_agent::{apply, compile, CompileOptions, DesiredState};
+use ipsec_policy::settings::BootMode;
+use ipsec_policy::store::CachedPolicy;
+use ipsec_policy::{InterfaceSnapshot, LocationContents, Policy, PolicySet, Settings, StoreError};
+use pfkey::{KernelInterface, Ownership};
+use uuid::Uuid;
+
+use crate::boot::Firewall;
+use crate::ikdconf::{self, Applied};
+
+/// Everything the agent reads from the store in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoreView {
+    /// Agent settings.
+    pub(crate) settings: Settings,
+    /// The local location.
+    pub(crate) local: LocationContents,
+    /// The persistent location.
+    pub(crate) persistent: LocationContents,
+    /// The cached directory policy.
+    pub(crate) cache: Option<CachedPolicy>,
+}
+
+/// The agent's side effects. Each method is one step the tests can record.
+pub(crate) trait Effects {
+    /// Opens the store, reads it whole and closes it.
+    fn read_store(&mut self) -> Result<StoreView, StoreError>;
+    /// Starts watching interfaces; returns the first snapshot.
+    fn start_interface_manager(&mut self) -> Result<InterfaceSnapshot, String>;
+    /// A fresh snapshot.
+    fn snapshot(&mut self) -> Result<InterfaceSnapshot, String>;
+    /// Makes the boot firewall hold `firewall`.
+    fn set_firewall(&mut self, firewall: &Firewall) -> Result<(), String>;
+    /// The kernel.
+    fn kernel(&mut self) -> &mut dyn KernelInterface;
+    /// Writes ikd's configuration and starts ikd, or restarts it when the configuration
+    /// changed.
+    fn configure_ikd(&mut self, config: &str) -> Result<(), String>;
+    /// Stops ikd.
+    fn stop_ikd(&mut self);
+}
+
+/// The seed's named policy states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PolicyState {
+    /// No policy loaded.
+    Initial,
+    /// Retrieved from the directory.
+    DirectoryDownloaded,
+    /// Loaded from the cache of the last directory policy.
+    CacheDownloaded,
+    /// Loaded from the local store.
+    LocalDownloaded,
+}
+
+impl fmt::Display for PolicyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Initial => "initial",
+            Self::DirectoryDownloaded => "directory downloaded",
+            Self::CacheDownloaded => "cache downloaded",
+            Self::LocalDownloaded => "local downloaded",
+        })
+    }
+}
+
+/// The agent's operational mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OperationalMode {
+    /// The boot mode's firewall is in force (before the first complete apply).
+    Boot(BootMode),
+    /// The policies are applied.
+    Secure,
+    /// The persistent policy cannot be applied: everything but the exemptions is blocked.
+    Block,
+    /// The agent was stopped by the administrator: nothing is filtered.
+    Permit,
+}
+
+/// A policy one source delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Retrieved {
+    /// The set holding it.
+    pub(crate) set: PolicySet,
+    /// The policy's GUID in `set`.
+    pub(crate) policy: Uuid,
+}
+
+/// What a source answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Retrieval {
+    /// A policy.
+    Policy(Retrieved),
+    /// The source exists but assigns no policy.
+    NoPolicy,
+    /// The source is not configured on this computer.
+    NotConfigured,
+    /// The source failed.
+    Failed(String),
+}
+
+/// One place a policy can come from.
+pub(crate) trait PolicySource {
+    /// Name for logs.
+    fn name(&self) -> &'static str;
+    /// The state a policy from here puts the agent in.
+    fn state(&self) -> PolicyState;
+    /// Retrieves the policy.
+    fn retrieve(&self, view: &StoreView) -> Retrieval;
+}
+
+/// The directory (LDAP), a later issue.
+#[derive(Debug, Default)]
+pub(crate) struct DirectorySource;
+
+impl PolicySource for DirectorySource {
+    fn name(&self) -> &'static str {
+        "directory"
+    }
+    fn state(&self) -> PolicyState {
+        PolicyState::DirectoryDownloaded
+    }
+    fn retrieve(&self, _: &StoreView) -> Retrieval {
+        Retrieval::NotConfigured
+    }
+}
+
+/// The cached copy of the last directory policy; used only with a directory (later issue).
+#[derive(Debug, Default)]
+pub(crate) struct CacheSource;
+
+impl PolicySource for CacheSource {
+    fn name(&self) -> &'static str {
+        "cache"
+    }
+    fn state(&self) -> PolicyState {
+        PolicyState::CacheDownloaded
+    }
+    fn retrieve(&self, _: &StoreView) -> Retrieval {
+        Retrieval::NotConfigured
+    }
+}
+
+/// The assigned local policy.
+#[derive(Debug, Default)]
+pub(crate) struct LocalSource;
+
+impl PolicySource for LocalSource {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+    fn state(&self) -> PolicyState {
+        PolicyState::LocalDownloaded
+    }
+    fn retrieve(&self, view: &StoreView) -> Retrieval {
+        match view.local.assigned {
+            None => Retrieval::NoPolicy,
+            Some(id) if view.local.set.policy(id).is_some() => Retrieval::Policy(Retrieved {
+                set: view.local.set.clone(),
+                policy: id,
+            }),
+            Some(id) => Retrieval::Failed(format!("assigned policy {{{id}}} is missing")),
+        }
+    }
+}
+
+/// A policy and the state its source gives.
+pub(crate) type Found = (Retrieved, PolicyState);
+/// What each source answered, in order.
+pub(crate) type Trail = Vec<(&'static str, Retrieval)>;
+
+/// The standard chain: directory → cache → local.
+pub(crate) fn default_sources() -> Vec<Box<dyn PolicySource>> {
+    vec![
+        Box::new(DirectorySource),
+        Box::new(CacheSource),
+        Box::new(LocalSource),
+    ]
+}
+
+/// Asks the sources in order; the first policy wins. Also returns what each source said,
+/// for logs and tests.
+pub(crate) fn retrieve(
+    sources: &[Box<dyn PolicySource>],
+    view: &StoreView,
+) -> (Option<Found>, Trail) {
+    let mut trail = Vec::new();
+    for s in sources {
+        let r = s.retrieve(view);
+        if let Retrieval::Policy(p) = &r {
+            let found = (p.clone(), s.state());
+            trail.push((s.name(), r));
+            return (Some(found), trail);
+        }
+        trail.push((s.name(), r));
+    }
+    (None, trail)
+}
+
+/// One recorded step of the agent (start-up order, tests, logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Settings read, intervals set.
+    InitIntervals,
+    /// Interface manager started.
+    StartInterfaceManager,
+    /// Boot firewall set for this mode.
+    SetDriverMode(BootMode),
+    /// ikd configured and started.
+    StartIkd,
+    /// Persistent policy applied (`false`: there is none).
+    ApplyPersistent(bool),
+    /// Persistent + retrieved policy applied, with the resulting state.
+    ApplyAssigned(PolicyState),
+    /// Boot firewall removed.
+    OpenFirewall,
+    /// Block mode entered.
+    EnterBlock,
+}
+
+/// The inputs of the last successful apply, to detect changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Applied0 {
+    persistent: Option<Retrieved>,
+    assigned: Option<Retrieved>,
+    snapshot: InterfaceSnapshot,
+}
+
+/// The agent's state.
+pub(crate) struct Agent {
+    sources: Vec<Box<dyn PolicySource>>,
+    ownership: Ownership,
+    settings: Settings,
+    state: PolicyState,
+    mode: OperationalMode,
+    polling: Duration,
+    polling_override: Option<Duration>,
+    snapshot: InterfaceSnapshot,
+    reqids: BTreeMap<Uuid, u32>,
+    applied: Option<Applied0>,
+    steps: Vec<Step>,
+}
+
+impl fmt::Debug for Agent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agent")
+            .field("state", &self.state)
+            .field("mode", &self.mode)
+            .field("polling", &self.polling)
+            .finish_non_exhaustive()
+    }
+}
+
+fn minutes(m: u32) -> Duration {
+    Duration::from_secs(u64::from(m) * 60)
+}
+
+/// Why an apply failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApplyError {
+    /// The persistent policy could not be applied.
+    #[error("persistent policy: {0}")]
+    Persistent(String),
+    /// The retrieved policy could not be applied (the persistent one is in force).
+    #[error("assigned policy: {0}")]
+    Assigned(String),
+}
+
+impl Agent {
+    /// A new agent with these sources; `polling_override` replaces every polling interval.
+    pub(crate) fn new(
+        sources: Vec<Box<dyn PolicySource>>,
+        polling_override: Option<Duration>,
+    ) -> Self {
+        let settings = Settings::default();
+        Self {
+            sources,
+            ownership: Ownership::default(),
+            polling: polling_override
+                .unwrap_or_else(|| minutes(settings.directory_polling_minutes)),
+            settings,
+            state: PolicyState::Initial,
+            mode: OperationalMode::Boot(BootMode::Stateful),
+            polling_override,
+            snapshot: InterfaceSnapshot::default(),
+            reqids: BTreeMap::new(),
+            applied: None,
+            steps: Vec::new(),
+        }
+    }
+
+    /// The policy state.
+    pub(crate) fn state(&self) -> PolicyState {
+        self.state
+    }
+
+    /// The operational mode.
+    pub(crate) fn mode(&self) -> OperationalMode {
+        self.mode
+    }
+
+    /// The interval until the next store poll.
+    pub(crate) fn polling_interval(&self) -> Duration {
+        self.polling
+    }
+
+    /// The steps taken so far.
+    #[cfg(test)]
+    pub(crate) fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    fn step(&mut self, s: Step) {
+        tracing::debug!(step = ?s, "agent step");
+        self.steps.push(s);
+    }
+
+    fn default_polling(&self) -> Duration {
+        self.polling_override
+            .unwrap_or_else(|| minutes(self.settings.directory_polling_minutes))
+    }
+
+    /// The start-up sequence (module docs). Errors are logged and reflected in the mode;
+    /// the service loop runs in every case.
+    pub(crate) fn start(&mut self, fx: &mut dyn Effects) {
+        let view = fx.read_store();
+        match &view {
+            Ok(v) => {
+                self.settings = v.settings.clone();
+                self.polling = self.default_polling();
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the policy store"),
+        }
+        self.step(Step::InitIntervals);
+
+        match fx.start_interface_manager() {
+            Ok(s) => self.snapshot = s,
+            Err(e) => tracing::error!(error = %e, "interface manager: no snapshot"),
+        }
+        self.step(Step::StartInterfaceManager);
+
+        let boot = self.settings.boot_mode;
+        let fw = Firewall::for_mode(boot, &self.settings.boot_exemptions);
+        if let Err(e) = fx.set_firewall(&fw) {
+            tracing::error!(error = %e, mode = ?boot, "cannot set the boot mode");
+        }
+        self.mode = OperationalMode::Boot(boot);
+        self.step(Step::SetDriverMode(boot));
+
+        let Ok(view) = view else {
+            self.start_ikd(fx, &[], &DesiredState::default());
+            self.enter_block(fx);
+            return;
+        };
+        let (found, _) = retrieve(&self.sources, &view);
+        let ikd_inputs = self.ikd_inputs(&view, found.as_ref().map(|(r, _)| r));
+        let ikd_refs: Vec<Applied<'_>> = ikd_inputs
+            .iter()
+            .filter_map(|r| {
+                r.set.policy(r.policy).map(|policy| Applied {
+                    set: &r.set,
+                    policy,
+                })
+            })
+            .collect();
+        let desired = self.compile_all(&ikd_inputs).unwrap_or_default();
+        self.start_ikd(fx, &ikd_refs, &desired);
+        let _ = self.load(fx, &view);
+    }
+
+    fn ikd_inputs(&self, view: &StoreView, found: Option<&Retrieved>) -> Vec<Retrieved> {
+        let mut v = Vec::new();
+        if let Some(id) = view.persistent.assigned {
+            v.push(Retrieved {
+                set: view.persistent.set.clone(),
+                policy: id,
+            });
+        }
+        v.extend(found.cloned());
+        v
+    }
+
+    fn start_ikd(&mut self, fx: &mut dyn Effects, applied: &[Applied<'_>], d: &DesiredState) {
+        if let Err(e) = fx.configure_ikd(&ikdconf::generate(applied, d)) {
+            tracing::error!(error = %e, "cannot start ikd");
+        }
+        self.step(Step::StartIkd);
+    }
+
+    fn compile_one(
+        &self,
+        r: &Retrieved,
+        reqids: &BTreeMap<Uuid, u32>,
+    ) -> Result<DesiredState, String> {
+        let policy: &Policy = r
+            .set
+            .policy(r.policy)
+            .ok_or_else(|| format!("policy {{{}}} is missing", r.policy))?;
+        ipsec_policy::validate(&r.set).map_err(|e| e.to_string())?;
+        compile(
+            &r.set,
+            policy,
+            &self.snapshot,
+            &CompileOptions {
+                gateway: false,
+                previous_reqids: reqids.clone(),
+                ownership: self.ownership.clone(),
+            },
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Compiles the policies (persistent first) and merges them: an entry of a later policy
+    /// with the same kernel identity as an earlier one is dropped (the persistent policy
+    /// wins), reqids are united.
+    fn compile_all(&self, inputs: &[Retrieved]) -> Result<DesiredState, String> {
+        let mut merged = DesiredState::default();
+        for r in inputs {
+            let d = self.compile_one(r, &self.reqids)?;
+            for e in d.entries {
+                if !merged.entries.iter().any(|m| m.policy.id == e.policy.id) {
+                    merged.entries.push(e);
+                }
+            }
+            for (rule, reqid) in d.reqids {
+                if merged.reqids.values().any(|&r| r == reqid) {
+                    return Err(format!(
+                        "reqid {reqid:#x} of rule {{{rule}}} is taken by the persistent policy"
+                    ));
+                }
+                merged.reqids.insert(rule, reqid);
+            }
+            merged.notes.extend(d.notes);
+        }
+        Ok(merged)
+    }
+
+    fn apply_state(&self, fx: &mut dyn Effects, d: &DesiredState) -> Result<(), String> {
+        apply(fx.kernel(), d, &self.ownership)
+            .map(|report| tracing::info!(?report, "kernel policies applied"))
+            .map_err(|e| e.to_string())
+    }
+
+    fn enter_block(&mut self, fx: &mut dyn Effects) {
+        let fw = Firewall::for_mode(BootMode::Block, &self.settings.boot_exemptions);
+        if let Err(e) = fx.set_firewall(&fw) {
+            tracing::error!(error = %e, "cannot enter block mode");
+        }
+        if self.mode != OperationalMode::Block {
+            tracing::warn!("operational mode block: the persistent policy cannot be applied");
+        }
+        self.mode = OperationalMode::Block;
+        self.applied = None;
+        self.step(Step::EnterBlock);
+    }
+
+    /// Loads and applies the policies from `view`: persistent alone, then persistent plus
+    /// the retrieved one, then opens the firewall.
+    fn load(&mut self, fx: &mut dyn Effects, view: &StoreView) -> Result<(), ApplyError> {
+        self.settings = view.settings.clone();
+        let persistent = view.persistent.assigned.map(|id| Retrieved {
+            set: view.persistent.set.clone(),
+            policy: id,
+        });
+        let (found, trail) = retrieve(&self.sources, view);
+        for (name, r) in &trail {
+            match r {
+                Retrieval::Failed(e) => {
+                    tracing::warn!(source = name, error = %e, "policy source failed")
+                }
+                other => {
+                    tracing::debug!(source = name, result = ?std::mem::discriminant(other), "policy source")
+                }
+            }
+        }
+        let candidate = Applied0 {
+            persistent: persistent.clone(),
+            assigned: found.as_ref().map(|(r, _)| r.clone()),
+            snapshot: self.snapshot.clone(),
+        };
+        if self.applied.as_ref() == Some(&candidate) && self.mode == OperationalMode::Secure {
+            tracing::debug!("policy unchanged");
+            return Ok(());
+        }
+
+        // 1. The persistent policy, alone, only while it is not in force yet (at start or
+        //    out of block mode): afterwards the combined apply below is one diff.
+        let persistent_state = match &persistent {
+            Some(p) => match self.compile_all(std::slice::from_ref(p)) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::error!(error = %e, "persistent policy cannot be compiled");
+                    self.enter_block(fx);
+                    return Err(ApplyError::Persistent(e));
+                }
+            },
+            None => None,
+        };
+        if self.applied.is_none() {
+            if let Some(d) = &persistent_state {
+                if let Err(e) = self.apply_state(fx, d) {
+                    tracing::error!(error = %e, "persistent policy cannot be applied");
+                    self.enter_block(fx);
+                    return Err(ApplyError::Persistent(e));
+                }
+            }
+            self.step(Step::ApplyPersistent(persistent_state.is_some()));
+        }
+
+        // 2. Persistent + retrieved.
+        let inputs: Vec<Retrieved> = persistent
+            .iter()
+            .cloned()
+            .chain(candidate.assigned.clone())
+            .collect();
+        let state = found.as_ref().map_or(PolicyState::Initial, |(_, s)| *s);
+        let desired = match self.compile_all(&inputs) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "the retrieved policy cannot be compiled; keeping the previous state");
+                return Err(ApplyError::Assigned(e));
+            }
+        };
+        if let Err(e) = self.apply_state(fx, &desired) {
+            tracing::error!(error = %e, "the retrieved policy cannot be applied; keeping the previous state");
+            if self.mode == OperationalMode::Block {
+                return Err(ApplyError::Persistent(e));
+            }
+            return Err(ApplyError::Assigned(e));
+        }
+        self.reqids = desired.reqids.clone();
+        self.state = state;
+        self.polling = match found.as_ref() {
+            Some((r, _)) => self.polling_override.unwrap_or_else(|| {
+                r.set.policy(r.policy).map_or_else(
+                    || self.default_polling(),
+                    |p| minutes(p.polling_interval_minutes),
+                )
+            }),
+            None => self.default_polling(),
+        };
+        self.step(Step::ApplyAssigned(state));
+        tracing::info!(state = %state, polling_s = self.polling.as_secs(), "policy applied");
+
+        // ikd follows the applied policies.
+        let refs: Vec<Applied<'_>> = inputs
+            .iter()
+            .filter_map(|r| {
+                r.set.policy(r.policy).map(|policy| Applied {
+                    set: &r.set,
+                    policy,
+                })
+            })
+            .collect();
+        if let Err(e) = fx.configure_ikd(&ikdconf::generate(&refs, &desired)) {
+            tracing::error!(error = %e, "cannot configure ikd");
+        }
+
+        // 3. Everything is in the kernel: drop the boot (or block) firewall.
+        if self.mode != OperationalMode::Secure {
+            if let Err(e) = fx.set_firewall(&Firewall::Open) {
+                tracing::error!(error = %e, "cannot remove the boot firewall");
+            } else {
+                self.step(Step::OpenFirewall);
+            }
+        }
+        self.mode = OperationalMode::Secure;
+        self.applied = Some(candidate);
+        Ok(())
+    }
+
+    /// A polling-interval timeout or a refresh request: reads the store and re-applies
+    /// when anything changed.
+    pub(crate) fn poll(&mut self, fx: &mut dyn Effects) {
+        match fx.read_store() {
+            Ok(view) => {
+                let _ = self.load(fx, &view);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the policy store; retrying at the next poll");
+                if self.applied.is_none() && !matches!(self.mode, OperationalMode::Boot(_)) {
+                    self.enter_block(fx);
+                }
+            }
+        }
+    }
+
+    /// SIGHUP (`ipsecadm refresh`): poll now.
+    pub(crate) fn refresh(&mut self, fx: &mut dyn Effects) {
+        tracing::info!("refresh requested");
+        self.poll(fx);
+    }
+
+    /// Interface addresses may have changed: re-expand and re-apply when the snapshot
+    /// differs.
+    pub(crate) fn interfaces_changed(&mut self, fx: &mut dyn Effects) {
+        let snapshot = match fx.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the interfaces");
+                return;
+            }
+        };
+        if snapshot == self.snapshot {
+            return;
+        }
+        tracing::info!(
+            addresses = snapshot.addresses.len(),
+            "interface addresses changed"
+        );
+        self.snapshot = snapshot;
+        if self.mode == OperationalMode::Secure || self.mode == OperationalMode::Block {
+            self.poll(fx);
+        }
+    }
+
+    /// SIGTERM: stop ikd, remove the owned kernel objects and the boot firewall (operational
+    /// mode permit).
+    pub(crate) fn shutdown(&mut self, fx: &mut dyn Effects) {
+        fx.stop_ikd();
+        match self.ownership.delete_owned(fx.kernel()) {
+            Ok(r) => tracing::info!(
+                policies = r.policies,
+                sas = r.sas,
+                "owned kernel objects removed"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot remove the owned kernel objects"),
+        }
+        if let Err(e) = fx.set_firewall(&Firewall::Open) {
+            tracing::error!(error = %e, "cannot remove the boot firewall");
+        }
+        self.mode = OperationalMode::Permit;
+        self.applied = None;
+    }
+}
+
+#[cfg(test)]
+mod tests;

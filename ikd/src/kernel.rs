@@ -9,7 +9,8 @@
 //! returns errors for the caller to log, except during the final cleanup, where it logs
 //! each object it could not remove and carries on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub(crate) struct Kernel {
     events: Box<dyn EventSource + Send>,
     ownership: Ownership,
     sas: HashSet<SaId>,
+    /// Reserved SPIs not yet completed by an installed pair, with the peer.
+    larval: HashMap<SaId, IpAddr>,
     policies: Vec<PolicyId>,
 }
 
@@ -62,6 +65,7 @@ impl Kernel {
             events,
             ownership: Ownership::default(),
             sas: HashSet::new(),
+            larval: HashMap::new(),
             policies: Vec::new(),
         })
     }
@@ -131,18 +135,20 @@ impl Kernel {
     pub(crate) fn allocate_spi(
         &mut self,
         protocol: IpsecProtocol,
-        source: std::net::IpAddr,
-        destination: std::net::IpAddr,
+        source: IpAddr,
+        destination: IpAddr,
     ) -> Result<u32, pfkey::Error> {
         let proto = convert::protocol(protocol);
         let spi = self
             .k
             .allocate_spi(source, destination, proto, 0, SPI_RANGE)?;
-        self.sas.insert(SaId {
+        let id = SaId {
             destination,
             spi,
             protocol: proto,
-        });
+        };
+        self.sas.insert(id);
+        self.larval.insert(id, source);
         Ok(spi)
     }
 
@@ -158,6 +164,7 @@ impl Kernel {
             Err(e) => return Err(e),
         }
         self.sas.insert(inbound.id);
+        self.larval.remove(&inbound.id);
         let outbound = convert::child_sa(&pair.outbound, reqid);
         match self.k.add_sa(&outbound) {
             Ok(_) => {}
@@ -173,20 +180,44 @@ impl Kernel {
     /// Deletes an SA (gone already is fine).
     pub(crate) fn delete_sa(&mut self, id: &SaId) -> Result<(), pfkey::Error> {
         self.sas.remove(id);
+        self.larval.remove(id);
         match self.k.delete_sa(id) {
             Err(e) if !e.is_not_found() => Err(e),
             _ => Ok(()),
         }
     }
 
+    /// Deletes the SPI reservations towards `peer` that no installed pair completed (after
+    /// a failed quick mode; the kernel would otherwise keep them as larval SAs until its
+    /// acquire timeout). A quick mode with the peer still in progress loses its reservation
+    /// too; its pair is then added instead of updated. Returns how many were deleted.
+    pub(crate) fn drop_larval(&mut self, peer: IpAddr) -> usize {
+        let ids: Vec<SaId> = self
+            .larval
+            .iter()
+            .filter(|(_, p)| **p == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut n = 0;
+        for id in ids {
+            self.larval.remove(&id);
+            if self.delete_sa(&id).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Forgets an SA the kernel removed itself (hard expiry).
     pub(crate) fn forget_sa(&mut self, id: &SaId) {
         self.sas.remove(id);
+        self.larval.remove(id);
     }
 
     /// Removes every SA and policy this process installed (and nothing else).
     pub(crate) fn cleanup(&mut self) -> Cleanup {
         let mut done = Cleanup::default();
+        self.larval.clear();
         let sas: Vec<SaId> = self.sas.drain().collect();
         for id in sas {
             match self.k.delete_sa(&id) {

@@ -480,7 +480,20 @@ impl Daemon {
                     }
                 }
             }
-            Action::Event(e) => log_event(&e),
+            Action::Event(e) => {
+                log_event(&e);
+                if let Event::ExchangeFailed {
+                    peer,
+                    quick_mode: true,
+                    ..
+                } = &e
+                {
+                    let n = self.kernel.drop_larval(peer.ip());
+                    if n > 0 {
+                        debug!(%peer, spis = n, "unused SPI reservations deleted");
+                    }
+                }
+            }
             other => debug!(action = ?other, "unhandled engine action"),
         }
     }

@@ -342,7 +342,7 @@ mod tests {
                 "{c:?}"
             );
             assert_eq!(c["mode"].as_str(), Some("transport"));
-            assert!(!c["methods"].as_array().map_or(true, Vec::is_empty));
+            assert!(c["methods"].as_array().is_some_and(|m| !m.is_empty()));
         }
         assert_eq!(
             v["main-mode"]["methods"][0]["encryption"].as_str(),

@@ -1,0 +1,555 @@
+//! Lab tests of the policy agent: the built `policyd` runs inside namespace h1 with a
+//! temporary store prepared through the `ipsec-policy` API. Run with
+//! `tests/lab/run-tests -p policyd`.
+
+#[path = "../../pfkey/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ipsec_policy::defaults::{default_store, LAB_ANDY, SECURE_SERVER};
+use ipsec_policy::settings::{BootExemption, BootMode, ExemptionDirection};
+use ipsec_policy::{
+    Action, ConnectionType, Endpoint, Filter, FilterList, Location, PolicySet, Protocol, Rule,
+    Store,
+};
+use support::{ip_in, ping, run_in, Hosts, IP};
+use uuid::Uuid;
+
+const POLICYD: &str = env!("CARGO_BIN_EXE_policyd");
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}
+
+fn xfrm_policies(ns: &str) -> String {
+    String::from_utf8_lossy(&ip_in(ns, &["xfrm", "policy"]).stdout).into_owned()
+}
+
+fn nft_table(ns: &str) -> Option<String> {
+    let out = run_in(ns, "nft", &["list", "table", "inet", "ipsec_boot"]);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A policy "Block telnet to me" (any → my address, TCP 23, mirrored, block) added to
+/// `set`; returns its GUID.
+fn add_block_telnet_to_me(set: &mut PolicySet, n: u128) -> Uuid {
+    let block = set
+        .filter_actions
+        .iter()
+        .find(|a| matches!(a.action, Action::Block))
+        .map(|a| a.id)
+        .expect("block action");
+    let id = |k: u128| Uuid::from_u128(0x7e57_0000_0000_4000_8000_0000_0000_0000 | (n << 8) | k);
+    let list = FilterList {
+        id: id(1),
+        version: 1,
+        name: format!("Telnet to me {n}"),
+        description: String::new(),
+        filters: vec![Filter {
+            id: id(2),
+            version: 1,
+            description: "telnet to me".into(),
+            source: Endpoint::Any,
+            destination: Endpoint::MyAddress,
+            mirrored: true,
+            protocol: Protocol::TCP,
+            source_port: 0,
+            destination_port: 23,
+        }],
+    };
+    let mut p = set.policy_by_name(SECURE_SERVER).expect("policy").clone();
+    p.id = id(3);
+    p.isakmp.id = id(4);
+    p.default_response.id = id(5);
+    p.default_response.active = false;
+    p.name = format!("Block telnet to me {n}");
+    p.rules = vec![Rule {
+        id: id(6),
+        version: 1,
+        name: "block telnet".into(),
+        description: String::new(),
+        active: true,
+        filter_list: list.id,
+        filter_action: block,
+        auth_methods: vec![],
+        tunnel_endpoint: None,
+        connection_type: ConnectionType::All,
+    }];
+    set.filter_lists.push(list);
+    set.policies.push(p);
+    id(3)
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        Setup {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+    fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+    fn store(&self) -> Store {
+        Store::open(&self.store_dir()).expect("store")
+    }
+    fn boot_mode(&self, mode: BootMode, exemptions: Vec<BootExemption>) {
+        let s = self.store();
+        let mut settings = s.settings().expect("settings");
+        settings.boot_mode = mode;
+        settings.boot_exemptions = exemptions;
+        s.set_settings(&settings).expect("set settings");
+    }
+    fn assign_local(&self, name: &str) {
+        let s = self.store();
+        let id = s
+            .location(Location::Local)
+            .expect("local")
+            .set
+            .policy_by_name(name)
+            .map(|p| p.id);
+        s.assign(Location::Local, id).expect("assign");
+    }
+    fn assign_block_telnet(&self, location: Location) {
+        let s = self.store();
+        let mut id = None;
+        s.update(location, |c| {
+            if c.set.policies.is_empty() {
+                c.set = default_store();
+            }
+            let new = add_block_telnet_to_me(&mut c.set, 1);
+            c.assigned = Some(new);
+            id = Some(new);
+            Ok(())
+        })
+        .expect("update");
+    }
+    fn fake_ikd(&self) -> PathBuf {
+        let path = self.dir.path().join("fake-ikd");
+        let pids = self.dir.path().join("ikd.pids");
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"$$ $*\" >> {}\nexec sleep 600\n",
+                pids.display()
+            ),
+        )
+        .expect("write fake ikd");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+    fn ikd_pids(&self) -> Vec<(u32, String)> {
+        std::fs::read_to_string(self.dir.path().join("ikd.pids"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (pid, args) = l.split_once(' ')?;
+                Some((pid.parse().ok()?, args.to_owned()))
+            })
+            .collect()
+    }
+    fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("policyd.pid")
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("policyd.log")).unwrap_or_default()
+    }
+
+    fn boot(&self, ns: &str) {
+        let out = Command::new(IP)
+            .args(["netns", "exec", ns, POLICYD, "--boot", "--store"])
+            .arg(self.store_dir())
+            .output()
+            .expect("run policyd --boot");
+        assert!(
+            out.status.success(),
+            "policyd --boot: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the agent in `ns`.
+    fn agent(&self, ns: &str, ikd: Option<&Path>) -> Agent {
+        let log = std::fs::File::create(self.dir.path().join("policyd.log")).expect("log");
+        let mut cmd = Command::new(IP);
+        cmd.args(["netns", "exec", ns, POLICYD, "--store"])
+            .arg(self.store_dir())
+            .arg("--pid-file")
+            .arg(self.pid_file())
+            .arg("--run-dir")
+            .arg(self.dir.path().join("run"))
+            .args(["--poll-interval", "1"])
+            .env("RUST_LOG", "policyd=debug")
+            .stdout(Stdio::null())
+            .stderr(log);
+        match ikd {
+            Some(p) => cmd.arg("--ikd").arg(p),
+            None => cmd.arg("--no-ikd"),
+        };
+        // `ip netns exec` execs policyd: the child's PID is policyd's.
+        let child = cmd.spawn().expect("spawn policyd");
+        let pid_file = self.pid_file();
+        assert!(
+            wait_until(Duration::from_secs(5), || pid_file.exists()),
+            "no pid file:\n{}",
+            self.log()
+        );
+        Agent { child: Some(child) }
+    }
+}
+
+struct Agent {
+    child: Option<Child>,
+}
+
+impl Agent {
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill {sig} {}", self.pid());
+    }
+    /// SIGTERM and wait; true when it exited 0 within 10 s.
+    fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends three UDP datagrams from `from` (source port `sport`) to `to:dport` and reports
+/// whether a listener in `listen_ns` received one.
+fn udp_passes(listen_ns: &str, from: &str, sport: u16, to: &str, dport: u16) -> bool {
+    let listener = Command::new(IP)
+        .args(["netns", "exec", listen_ns, "python3", "-c"])
+        .arg(format!(
+            "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+             s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('0.0.0.0',{dport}))\ns.settimeout(3)\nprint(s.recv(100).decode())\n"
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("listener");
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = run_in(
+        from,
+        "python3",
+        &[
+            "-c",
+            &format!(
+                "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                 s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+                 s.bind(('0.0.0.0',{sport}))\n\
+                 for _ in range(3):\n  s.sendto(b'x',('{to}',{dport}))\n  time.sleep(0.1)\n"
+            ),
+        ],
+    );
+    listener
+        .wait_with_output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains('x'))
+        .unwrap_or(false)
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn boot_mode_block_drops_everything_but_exemptions_and_dhcp() {
+    let hosts = Hosts::create(2);
+    let s = Setup::new();
+    s.boot_mode(
+        BootMode::Block,
+        vec![BootExemption {
+            protocol: Protocol::UDP,
+            source_port: 0,
+            destination_port: 5000,
+            direction: ExemptionDirection::Inbound,
+        }],
+    );
+    assert!(ping(&hosts.ns(2), hosts.addr(1), 1), "reachable before");
+    s.boot(&hosts.ns(1));
+    let table = nft_table(&hosts.ns(1)).expect("boot table");
+    assert!(table.contains("policy drop"), "{table}");
+    let h1 = hosts.addr(1).to_string();
+    assert!(
+        !ping(&hosts.ns(2), hosts.addr(1), 2),
+        "ping from the peer dropped"
+    );
+    assert!(
+        !ping(&hosts.ns(1), hosts.addr(2), 2),
+        "ping to the peer dropped"
+    );
+    assert!(
+        udp_passes(&hosts.ns(1), &hosts.ns(2), 4000, &h1, 5000),
+        "exempt UDP 5000 passes"
+    );
+    assert!(
+        udp_passes(&hosts.ns(1), &hosts.ns(2), 67, &h1, 68),
+        "DHCP reply passes"
+    );
+    assert!(
+        !udp_passes(&hosts.ns(1), &hosts.ns(2), 4000, &h1, 5001),
+        "other UDP dropped"
+    );
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn boot_mode_stateful_passes_only_replies() {
+    let hosts = Hosts::create(2);
+    let s = Setup::new();
+    s.boot_mode(BootMode::Stateful, vec![]);
+    s.boot(&hosts.ns(1));
+    assert!(nft_table(&hosts.ns(1)).is_some());
+    assert!(
+        ping(&hosts.ns(1), hosts.addr(2), 2),
+        "h1 pings h2: replies pass"
+    );
+    assert!(!ping(&hosts.ns(2), hosts.addr(1), 2), "h2 cannot ping h1");
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn persistent_policy_first_then_assigned_then_the_boot_table_goes() {
+    let hosts = Hosts::create(2);
+    let s = Setup::new();
+    s.boot_mode(BootMode::Stateful, vec![]);
+    s.assign_block_telnet(Location::Persistent);
+    s.assign_local(LAB_ANDY);
+    let mut agent = s.agent(&hosts.ns(1), None);
+    let ns = hosts.ns(1);
+    assert!(
+        wait_until(Duration::from_secs(10), || nft_table(&ns).is_none()),
+        "boot table removed once the policies are applied:\n{}",
+        s.log()
+    );
+    let spd = xfrm_policies(&ns);
+    assert!(spd.contains("action block"), "{spd}");
+    assert!(spd.contains("dport 23"), "{spd}");
+    assert!(
+        spd.contains("192.0.2.12"),
+        "the lab policy names Betty: {spd}"
+    );
+    let log = s.log();
+    let p = log.find("ApplyPersistent(true)").expect("persistent step");
+    let a = log
+        .find("ApplyAssigned(LocalDownloaded)")
+        .expect("assigned step");
+    assert!(p < a, "{log}");
+    assert!(agent.stop());
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn block_mode_when_the_persistent_policy_cannot_be_applied() {
+    let hosts = Hosts::create(2);
+    let s = Setup::new();
+    s.boot_mode(BootMode::Stateful, vec![]);
+    s.assign_block_telnet(Location::Persistent);
+    let ns = hosts.ns(1);
+    // Another key manager holds the selector of the persistent policy's inbound entry.
+    ip_in(
+        &ns,
+        &[
+            "xfrm",
+            "policy",
+            "add",
+            "src",
+            "0.0.0.0/0",
+            "dst",
+            "192.0.2.11/32",
+            "proto",
+            "tcp",
+            "dport",
+            "23",
+            "dir",
+            "in",
+            "priority",
+            "5",
+            "action",
+            "allow",
+        ],
+    );
+    let mut agent = s.agent(&ns, None);
+    assert!(
+        wait_until(Duration::from_secs(10), || s
+            .log()
+            .contains("operational mode block")),
+        "{}",
+        s.log()
+    );
+    let table = nft_table(&ns).expect("block table");
+    assert!(table.contains("policy drop"), "{table}");
+    assert!(!ping(&ns, hosts.addr(2), 1), "outbound blocked too");
+    assert!(
+        !xfrm_policies(&ns).contains("action block"),
+        "nothing of the policy applied"
+    );
+    assert!(agent.stop());
+    assert!(
+        nft_table(&ns).is_none(),
+        "stopped by the administrator: permit"
+    );
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn my_address_filter_follows_a_new_address() {
+    let hosts = Hosts::create(2);
+    let s = Setup::new();
+    s.boot_mode(BootMode::Permit, vec![]);
+    s.assign_block_telnet(Location::Local);
+    let ns = hosts.ns(1);
+    let _agent = s.agent(&ns, None);
+    assert!(
+        wait_until(Duration::from_secs(10), || xfrm_policies(&ns)
+            .contains("192.0.2.11/32")),
+        "{}",
+        s.log()
+    );
+    assert!(!xfrm_policies(&ns).contains("192.0.2.51"));
+    ip_in(&ns, &["addr", "add", "192.0.2.51/24", "dev", "eth0"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || xfrm_policies(&ns)
+            .contains("192.0.2.51/32")),
+        "{}\n{}",
+        xfrm_policies(&ns),
+        s.log()
+    );
+    ip_in(&ns, &["addr", "del", "192.0.2.51/24", "dev", "eth0"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !xfrm_policies(&ns)
+            .contains("192.0.2.51")),
+        "{}",
+        xfrm_policies(&ns)
+    );
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn a_killed_ikd_is_restarted() {
+    let hosts = Hosts::create(1);
+    let s = Setup::new();
+    s.boot_mode(BootMode::Permit, vec![]);
+    let ikd = s.fake_ikd();
+    let mut agent = s.agent(&hosts.ns(1), Some(&ikd));
+    assert!(wait_until(Duration::from_secs(5), || !s
+        .ikd_pids()
+        .is_empty()));
+    let (first, args) = s.ikd_pids()[0].clone();
+    assert!(args.starts_with("--config "), "{args}");
+    let conf = PathBuf::from(args.trim_start_matches("--config "));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&conf)
+        .expect("ikd.conf")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // The fake ikd is our test's grandchild; kill it by PID.
+    assert!(Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    assert!(
+        wait_until(Duration::from_secs(5), || s.ikd_pids().len() >= 2),
+        "{}",
+        s.log()
+    );
+    let second = s.ikd_pids()[1].0;
+    assert_ne!(first, second);
+    assert!(Path::new(&format!("/proc/{second}")).exists());
+    assert!(agent.stop());
+    assert!(
+        wait_until(Duration::from_secs(2), || !Path::new(&format!(
+            "/proc/{second}"
+        ))
+        .exists()),
+        "ikd stopped with the agent"
+    );
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn sigterm_removes_owned_policies_and_leaves_a_foreign_one() {
+    let hosts = Hosts::create(2);
+    let s = Setup::new();
+    s.boot_mode(BootMode::Permit, vec![]);
+    s.assign_local(LAB_ANDY);
+    let ns = hosts.ns(1);
+    ip_in(
+        &ns,
+        &[
+            "xfrm",
+            "policy",
+            "add",
+            "src",
+            "192.0.2.11/32",
+            "dst",
+            "192.0.2.99/32",
+            "dir",
+            "out",
+            "priority",
+            "5",
+            "action",
+            "block",
+        ],
+    );
+    let mut agent = s.agent(&ns, None);
+    assert!(
+        wait_until(Duration::from_secs(10), || xfrm_policies(&ns)
+            .contains("dport 23")),
+        "{}",
+        s.log()
+    );
+    agent.signal("-HUP"); // a refresh changes nothing
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(agent.stop(), "{}", s.log());
+    let spd = xfrm_policies(&ns);
+    assert!(spd.contains("192.0.2.99"), "foreign policy kept: {spd}");
+    assert_eq!(
+        spd.matches("src ").count(),
+        1,
+        "only the foreign policy: {spd}"
+    );
+    assert!(!s.pid_file().exists(), "pid file removed");
+}

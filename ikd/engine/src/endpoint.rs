@@ -696,7 +696,7 @@ impl Endpoint {
                     local: SocketAddr::new(local, 500),
                     remote: SocketAddr::new(remote, 500),
                 };
-                if let Err(e) = self.start_child(now, &child.name, Some(path), false) {
+                if let Err(e) = self.start_child(now, &child.name, Some(path), false, false) {
                     debug!(error = %e, "ACQUIRE not negotiated");
                 }
             }
@@ -737,7 +737,7 @@ impl Endpoint {
                     remote: SocketAddr::new(c.peer, 500),
                 };
                 self.sh.stats.rekeys += 1;
-                if let Err(e) = self.start_child(now, &name, Some(path), true) {
+                if let Err(e) = self.start_child(now, &name, Some(path), true, false) {
                     debug!(error = %e, "rekey not started");
                 }
             }
@@ -765,7 +765,22 @@ impl Endpoint {
         now: Instant,
         child: &ChildName,
     ) -> Result<IsakmpSaHandle, InitiateError> {
-        let r = self.start_child(now, child, None, false);
+        let r = self.start_child(now, child, None, false, false);
+        self.run_effects();
+        r
+    }
+
+    /// Like [`Endpoint::initiate`], but always starts a new main mode for the quick mode,
+    /// neither reusing an established ISAKMP SA with the peer nor queueing behind one in
+    /// progress (load tests: one main mode per setup). Several at once need
+    /// [`crate::EndpointConfig::initial_contact`] off: the peer answers INITIAL-CONTACT on
+    /// the first by dropping the others.
+    pub fn initiate_new_main_mode(
+        &mut self,
+        now: Instant,
+        child: &ChildName,
+    ) -> Result<IsakmpSaHandle, InitiateError> {
+        let r = self.start_child(now, child, None, false, true);
         self.run_effects();
         r
     }
@@ -776,6 +791,7 @@ impl Endpoint {
         name: &ChildName,
         path: Option<Path>,
         rekey: bool,
+        new_main_mode: bool,
     ) -> Result<IsakmpSaHandle, InitiateError> {
         let config = Arc::clone(&self.sh.config);
         let (child_idx, child) = config
@@ -802,7 +818,7 @@ impl Endpoint {
         let reuse = self
             .sas
             .values()
-            .filter(|s| s.path.remote.ip() == path.remote.ip() && s.usable(now))
+            .filter(|s| !new_main_mode && s.path.remote.ip() == path.remote.ip() && s.usable(now))
             .map(|s| s.id)
             .max();
         if let Some(id) = reuse {
@@ -817,7 +833,7 @@ impl Endpoint {
         if let Some(sa) = self
             .sas
             .values_mut()
-            .find(|s| s.path.remote.ip() == path.remote.ip() && s.in_progress())
+            .find(|s| !new_main_mode && s.path.remote.ip() == path.remote.ip() && s.in_progress())
         {
             sa.queued.push((child_idx, rekey));
             return Ok(sa.handle());

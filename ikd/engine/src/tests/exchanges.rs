@@ -210,3 +210,30 @@ fn responder_shortens_long_lifetimes_with_responder_lifetime() {
     assert_eq!(r.inbound.lifetime.hard_seconds, 1_200);
     assert_eq!(i.outbound.lifetime.hard_seconds, 1_200);
 }
+
+#[test]
+fn initiate_new_main_mode_runs_one_main_mode_per_quick_mode() {
+    let cfg = TestConfig::psk("secret");
+    let mut i_cfg = cfg.initiator();
+    // INITIAL-CONTACT on the first would make the responder drop the other half-open ones.
+    i_cfg.initial_contact = false;
+    let mut pair = Pair::with_configs(i_cfg, cfg.responder());
+    // Three at once: none queues behind another's main mode ...
+    for _ in 0..3 {
+        pair.initiator
+            .initiate_new_main_mode(pair.now, &"c".into())
+            .unwrap();
+    }
+    pair.drive();
+    // ... and one after they are established does not reuse them.
+    pair.initiator
+        .initiate_new_main_mode(pair.now, &"c".into())
+        .unwrap();
+    pair.drive();
+    let s = pair.initiator.statistics();
+    assert_eq!((s.main_modes_started, s.quick_modes_completed), (4, 4));
+    assert_eq!(pair.responder.statistics().main_modes_started, 4);
+    assert_eq!(pair.pairs(Side::I).len(), 4);
+    assert_eq!(pair.pairs(Side::R).len(), 4);
+    assert_eq!(pair.initiator.established_isakmp_sa_count(), 4);
+}

@@ -65,6 +65,10 @@ pub(crate) enum KernelBackend {
     Xfrm,
     /// PF_KEY v2.
     Pfkey,
+    /// No kernel: SPIs and SAs are kept in memory only (`pfkey::memory::MemoryKernel`),
+    /// nothing protects traffic. For benchmarks and tests.
+    #[serde(alias = "memory")]
+    None,
 }
 
 /// Who installs the protect policies of the connections.
@@ -478,6 +482,13 @@ impl Validator<'_> {
             return self.err(
                 "daemon.responder-burst",
                 "must be at least 1 when a rate is set",
+            );
+        }
+        if d.kernel == KernelBackend::None && d.policies == PolicyMode::Install {
+            return self.err(
+                "daemon.kernel",
+                "\"none\" installs nothing in the kernel, so it cannot install policies: \
+                 set policies = \"external\"",
             );
         }
         let mut seen = HashSet::new();
@@ -948,6 +959,18 @@ methods = [ { ah = "sha1" } ]
 
     fn external(text: &str) -> String {
         text.replace("[daemon]\n", "[daemon]\npolicies = \"external\"\n")
+    }
+
+    #[test]
+    fn kernel_none_needs_external_policies() {
+        let none = GOOD.replace("[daemon]\n", "[daemon]\nkernel = \"none\"\n");
+        assert!(err(&none).contains("daemon.kernel"), "{}", err(&none));
+        assert_eq!(
+            p(&external(&none)).expect("valid").kernel,
+            KernelBackend::None
+        );
+        let memory = external(&GOOD.replace("[daemon]\n", "[daemon]\nkernel = \"memory\"\n"));
+        assert_eq!(p(&memory).expect("valid").kernel, KernelBackend::None);
     }
 
     #[test]

@@ -58,6 +58,7 @@ impl Kernel {
         let mut k: Box<dyn KernelInterface> = match backend {
             KernelBackend::Xfrm => Box::new(pfkey::xfrm::XfrmKernel::open()?),
             KernelBackend::Pfkey => Box::new(pfkey::pfkey::PfKeyKernel::open()?),
+            KernelBackend::None => Box::new(pfkey::memory::MemoryKernel::new()),
         };
         let events = k.open_events()?;
         Ok(Self {

@@ -26,16 +26,18 @@ use ikengine::{
 };
 use tracing::{debug, error, info, warn};
 
+mod bench;
 mod config;
 mod convert;
 mod kernel;
 mod net;
 
-use config::{Config, PolicyMode, StartMode};
+use bench::{Bench, BenchArgs};
+use config::{Config, KernelBackend, PolicyMode, StartMode};
 use kernel::Kernel;
 use net::{IkeSocket, Signals};
 
-const USAGE: &str = "usage: ikd [--config FILE]   (default /etc/ikd.conf)\n       ikd --check-config FILE\n       ikd --version";
+const USAGE: &str = "usage: ikd [--config FILE]   (default /etc/ikd.conf)\n       ikd --check-config FILE\n       ikd --config FILE --bench-initiate N [--inflight K] --connection NAME\n       ikd --version";
 const DEFAULT_CONFIG: &str = "/etc/ikd.conf";
 /// The non-ESP marker in front of IKE on port 4500 (RFC 3948 §2.2).
 const NON_ESP_MARKER: [u8; 4] = [0; 4];
@@ -45,9 +47,28 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut config_path = PathBuf::from(DEFAULT_CONFIG);
     let mut check_only = false;
+    let (mut bench_setups, mut bench_inflight, mut bench_connection) = (None, 1u32, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--bench-initiate" | "--inflight" | "--connection" => {
+                let Some(v) = it.next() else {
+                    eprintln!("ikd: {a} needs a value\n{USAGE}");
+                    return ExitCode::from(2);
+                };
+                if a == "--connection" {
+                    bench_connection = Some(v.clone());
+                    continue;
+                }
+                match v.parse::<u32>() {
+                    Ok(n) if n > 0 && a == "--bench-initiate" => bench_setups = Some(n),
+                    Ok(n) if n > 0 => bench_inflight = n,
+                    _ => {
+                        eprintln!("ikd: {a} needs a positive number, not {v:?}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             "--config" | "-c" | "--check-config" => {
                 check_only |= a == "--check-config";
                 match it.next() {
@@ -89,8 +110,29 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    let bench = match (bench_setups, bench_connection) {
+        (None, None) => None,
+        (Some(setups), Some(connection)) => {
+            if !config.connections.iter().any(|c| c.name == connection) {
+                eprintln!(
+                    "ikd: --connection {connection:?} is not in {}",
+                    config_path.display()
+                );
+                return ExitCode::from(2);
+            }
+            Some(BenchArgs {
+                setups,
+                inflight: bench_inflight,
+                connection,
+            })
+        }
+        _ => {
+            eprintln!("ikd: --bench-initiate and --connection go together\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     init_logging();
-    match run(config) {
+    match run(config, bench) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -119,9 +161,18 @@ struct Daemon {
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     reqids: HashMap<ChildName, u32>,
     rate_limited: u64,
+    bench: Option<Bench>,
 }
 
-fn run(config: Config) -> Result<(), String> {
+fn run(mut config: Config, bench: Option<BenchArgs>) -> Result<(), String> {
+    if config.kernel == KernelBackend::None {
+        warn!("kernel = \"none\": SAs are kept in memory only, NO traffic is protected (benchmark/test backend)");
+    }
+    if bench.is_some() && config.endpoint.initial_contact {
+        // The responder would answer INITIAL-CONTACT on one setup by dropping the others.
+        info!("benchmark: INITIAL-CONTACT turned off");
+        Arc::make_mut(&mut config.endpoint).initial_contact = false;
+    }
     // Signals first, so a SIGTERM during start-up is not lost.
     let signals = Signals::open().map_err(|e| format!("signalfd: {e}"))?;
     let mut seed = [0u8; 32];
@@ -177,8 +228,28 @@ fn run(config: Config) -> Result<(), String> {
         limiter,
         reqids,
         rate_limited: 0,
+        bench: None,
     };
     let now = Instant::now();
+    if let Some(args) = &bench {
+        info!(setups = args.setups, inflight = args.inflight, connection = %args.connection, "benchmark");
+        d.bench = Some(Bench::new(args, now));
+        let result = d.event_loop();
+        let b = d.bench.take();
+        let s = d.endpoint.statistics();
+        let (mm, qm) = (s.main_modes_started, s.quick_modes_completed);
+        d.shutdown();
+        result?;
+        let Some(b) = b else { return Ok(()) };
+        println!("{}", b.report(mm, qm));
+        return match b.missing() {
+            0 => Ok(()),
+            f => Err(format!(
+                "benchmark: {f} of {} setups not established",
+                b.total
+            )),
+        };
+    }
     let initiate: Vec<String> = d
         .config
         .connections
@@ -239,9 +310,17 @@ impl Daemon {
         let mut last_cleanup = Instant::now();
         loop {
             self.drain(Instant::now());
+            if self.bench_step() {
+                return Ok(());
+            }
             let now = Instant::now();
             let deadline = self.endpoint.poll_timeout();
-            let timeout = deadline.map(|t| t.saturating_duration_since(now));
+            let mut timeout = deadline.map(|t| t.saturating_duration_since(now));
+            if self.bench.is_some() {
+                // Wake up now and then to notice a stalled run.
+                timeout =
+                    Some(timeout.map_or(Duration::from_secs(1), |t| t.min(Duration::from_secs(1))));
+            }
             let mut fds: Vec<_> = self.sockets.iter().map(IkeSocket::raw_fd).collect();
             fds.push(self.kernel.events_fd());
             fds.push(self.signals.raw_fd());
@@ -269,6 +348,38 @@ impl Daemon {
                     l.retain_recent();
                 }
                 last_cleanup = now;
+            }
+        }
+    }
+
+    /// Benchmark mode: starts setups up to the in-flight limit; true when all have ended.
+    fn bench_step(&mut self) -> bool {
+        loop {
+            let now = Instant::now();
+            let Some(b) = &mut self.bench else {
+                return false;
+            };
+            if b.done(now) {
+                return true;
+            }
+            if !b.take_start(now) {
+                return false;
+            }
+            let child = b.child.clone();
+            if let Err(e) = self.endpoint.initiate_new_main_mode(now, &child) {
+                error!(connection = %child, error = %e, "benchmark: cannot initiate");
+                if let Some(b) = &mut self.bench {
+                    b.finished(now, false);
+                }
+            }
+            self.drain(now);
+        }
+    }
+
+    fn bench_finished(&mut self, now: Instant, child: Option<&ChildName>, ok: bool) {
+        if let Some(b) = &mut self.bench {
+            if child.is_none_or(|c| *c == b.child) {
+                b.finished(now, ok);
             }
         }
     }
@@ -441,7 +552,9 @@ impl Daemon {
                         .map(|(a, _)| format!("{a:?}"))
                         .unwrap_or_default(),
                 );
-                match self.kernel.install_pair(&pair, reqid) {
+                let installed = self.kernel.install_pair(&pair, reqid);
+                self.bench_finished(now, Some(&pair.child), installed.is_ok());
+                match installed {
                     Ok(()) => info!(
                         child = %pair.child,
                         peer = %o.destination,
@@ -483,6 +596,9 @@ impl Daemon {
             }
             Action::Event(e) => {
                 log_event(&e);
+                if let Event::ExchangeFailed { child, .. } = &e {
+                    self.bench_finished(now, child.as_ref(), false);
+                }
                 if let Event::ExchangeFailed {
                     peer,
                     quick_mode: true,

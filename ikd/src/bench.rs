@@ -4,8 +4,8 @@
 //! `bench-result:` line on stdout when every setup has ended.
 //!
 //! What it does not do: measure CPU (the caller reads /proc for both daemons), retry failed
-//! setups, or delete SAs between setups (the daemon's shutdown sends the deletes after the
-//! result line). Meant for `kernel = "none"`, where installing an SA costs nothing.
+//! setups, or delete SAs between setups (the daemon's shutdown sends the deletes
+//! [`REPORT_PAUSE`] after the result line, so the peer's CPU can be read without them). Meant for `kernel = "none"`, where installing an SA costs nothing.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,9 @@ use ikengine::ChildName;
 /// A setup that neither completes nor fails for this long ends the run as failed (longer
 /// than the default retransmission schedule, 63 s).
 pub(crate) const STALL: Duration = Duration::from_secs(90);
+
+/// The pause between the result line and the deletes.
+pub(crate) const REPORT_PAUSE: Duration = Duration::from_millis(500);
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]

@@ -238,10 +238,15 @@ fn run(mut config: Config, bench: Option<BenchArgs>) -> Result<(), String> {
         let b = d.bench.take();
         let s = d.endpoint.statistics();
         let (mm, qm) = (s.main_modes_started, s.quick_modes_completed);
+        if let (Ok(()), Some(b)) = (&result, &b) {
+            println!("{}", b.report(mm, qm));
+            // Before the deletes: lets an observer read the peer's CPU time for the setups
+            // alone (tests/interop/bench-ikd-vs-charon).
+            std::thread::sleep(bench::REPORT_PAUSE);
+        }
         d.shutdown();
         result?;
         let Some(b) = b else { return Ok(()) };
-        println!("{}", b.report(mm, qm));
         return match b.missing() {
             0 => Ok(()),
             f => Err(format!(

@@ -9,7 +9,9 @@
 //!   there is one, as its settings win);
 //! - one `[[peers]]` per peer address of a negotiating rule that has a preshared key (its
 //!   first one), the peer being the rule's tunnel endpoint or the literal address on the far
-//!   side of each filter;
+//!   side of each filter, and in transport mode `local` (needed by ikd to initiate): the
+//!   source of the outbound kernel policy compiled from the filter, i.e. "my address"
+//!   expanded (checked with `ikd --check-config` and used by `tests/demo`);
 //! - one `[[connections]]` per such filter, with the rule's reqid (so ikd's SAs meet the
 //!   templates policyd installed), protocol, ports, mode, quick-mode PFS and methods.
 //!
@@ -67,6 +69,8 @@ struct MmMethod {
 struct Peer {
     name: String,
     address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local: Option<String>,
     preshared_key: String,
 }
 
@@ -141,6 +145,29 @@ fn literal(e: &Endpoint) -> Option<IpAddr> {
         Endpoint::Address(a) => Some(*a),
         _ => None,
     }
+}
+
+/// This host's address towards `peer` for one filter of a rule: the source of the outbound
+/// kernel policy compiled from it ("my address" expanded to the interface addresses). ikd
+/// needs it to initiate (`peers[].local`); the first one wins when there are several.
+fn local_address(
+    desired: &DesiredState,
+    rule: uuid::Uuid,
+    filter: uuid::Uuid,
+    peer: IpAddr,
+) -> Option<IpAddr> {
+    desired
+        .entries
+        .iter()
+        .filter(|e| e.rule == rule && e.filter == filter)
+        .map(|e| &e.policy.id)
+        .find(|id| {
+            id.direction == pfkey::Direction::Out
+                && id.selector.destination.addr == peer
+                && id.selector.source.addr.is_ipv4() == peer.is_ipv4()
+                && id.selector.source.len == if peer.is_ipv4() { 32 } else { 128 }
+        })
+        .map(|id| id.selector.source.addr)
 }
 
 /// One policy with the set it lives in.
@@ -234,8 +261,13 @@ pub(crate) fn generate(applied: &[Applied<'_>], desired: &DesiredState) -> Strin
                 let peer = peers.entry(peer_addr).or_insert_with(|| Peer {
                     name: format!("peer{count}"),
                     address: peer_addr.to_string(),
+                    local: None,
                     preshared_key: psk.expose().to_owned(),
                 });
+                if peer.local.is_none() && tunnel.is_none() {
+                    peer.local =
+                        local_address(desired, rule.id, f.id, peer_addr).map(|a| a.to_string());
+                }
                 let protocol = match f.protocol {
                     ipsec_policy::Protocol::Any => 0,
                     ipsec_policy::Protocol::Number(n) => n,
@@ -333,6 +365,11 @@ mod tests {
             Some(LAB_BETTY_ADDR.to_string().as_str())
         );
         assert_eq!(peers[0]["preshared-key"].as_str(), Some(LAB_PRESHARED_KEY));
+        // ikd needs our address towards the peer to initiate.
+        assert_eq!(
+            peers[0]["local"].as_str(),
+            Some(LAB_ANDY_ADDR.to_string().as_str())
+        );
         let conns = v["connections"].as_array().expect("connections");
         assert!(!conns.is_empty());
         let reqids: Vec<i64> = desired.reqids.values().map(|r| i64::from(*r)).collect();

@@ -149,7 +149,9 @@ fn literal(e: &Endpoint) -> Option<IpAddr> {
 
 /// This host's address towards `peer` for one filter of a rule: the source of the outbound
 /// kernel policy compiled from it ("my address" expanded to the interface addresses). ikd
-/// needs it to initiate (`peers[].local`); the first one wins when there are several.
+/// needs it to initiate (`peers[].local`). With several (h1's eth0 and dummy0 addresses in
+/// the lab) the one sharing the longest prefix with the peer wins: the on-link one, without
+/// depending on the order of the interface snapshot.
 fn local_address(
     desired: &DesiredState,
     rule: uuid::Uuid,
@@ -161,13 +163,22 @@ fn local_address(
         .iter()
         .filter(|e| e.rule == rule && e.filter == filter)
         .map(|e| &e.policy.id)
-        .find(|id| {
+        .filter(|id| {
             id.direction == pfkey::Direction::Out
                 && id.selector.destination.addr == peer
                 && id.selector.source.addr.is_ipv4() == peer.is_ipv4()
                 && id.selector.source.len == if peer.is_ipv4() { 32 } else { 128 }
         })
         .map(|id| id.selector.source.addr)
+        .max_by_key(|a| (common_prefix(*a, peer), std::cmp::Reverse(*a)))
+}
+
+fn common_prefix(a: IpAddr, b: IpAddr) -> u32 {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros(),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros(),
+        _ => 0,
+    }
 }
 
 /// One policy with the set it lives in.
@@ -346,11 +357,19 @@ mod tests {
             &set,
             policy,
             &InterfaceSnapshot {
-                addresses: vec![ipsec_policy::InterfaceAddress {
-                    interface: "eth0".into(),
-                    address: LAB_ANDY_ADDR.into(),
-                    kind: ipsec_policy::InterfaceKind::Lan,
-                }],
+                // As in the lab: the inner address on dummy0 comes first.
+                addresses: vec![
+                    ipsec_policy::InterfaceAddress {
+                        interface: "dummy0".into(),
+                        address: std::net::Ipv4Addr::new(198, 51, 100, 1).into(),
+                        kind: ipsec_policy::InterfaceKind::Lan,
+                    },
+                    ipsec_policy::InterfaceAddress {
+                        interface: "eth0".into(),
+                        address: LAB_ANDY_ADDR.into(),
+                        kind: ipsec_policy::InterfaceKind::Lan,
+                    },
+                ],
                 ..InterfaceSnapshot::default()
             },
             &CompileOptions::default(),

@@ -357,9 +357,14 @@ fn persistent_policy_first_then_assigned_then_the_boot_table_goes() {
     s.assign_local(LAB_ANDY);
     let mut agent = s.agent(&hosts.ns(1), None);
     let ns = hosts.ns(1);
+    // Before the agent has booted there is no table either: wait for the applied policy
+    // and the table's removal together, not for the table's absence alone.
     assert!(
-        wait_until(Duration::from_secs(10), || nft_table(&ns).is_none()),
-        "boot table removed once the policies are applied:\n{}",
+        wait_until(Duration::from_secs(20), || {
+            xfrm_policies(&ns).contains("192.0.2.12") && nft_table(&ns).is_none()
+        }),
+        "policies applied and boot table removed:\n{}\n{}",
+        xfrm_policies(&ns),
         s.log()
     );
     let spd = xfrm_policies(&ns);

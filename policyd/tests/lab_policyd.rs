@@ -206,7 +206,7 @@ impl Setup {
         let child = cmd.spawn().expect("spawn policyd");
         let pid_file = self.pid_file();
         assert!(
-            wait_until(Duration::from_secs(5), || pid_file.exists()),
+            wait_until(Duration::from_secs(15), || pid_file.exists()),
             "no pid file:\n{}",
             self.log()
         );
@@ -416,7 +416,7 @@ fn block_mode_when_the_persistent_policy_cannot_be_applied() {
     );
     let mut agent = s.agent(&ns, None);
     assert!(
-        wait_until(Duration::from_secs(10), || s
+        wait_until(Duration::from_secs(20), || s
             .log()
             .contains("operational mode block")),
         "{}",
@@ -446,7 +446,7 @@ fn my_address_filter_follows_a_new_address() {
     let ns = hosts.ns(1);
     let _agent = s.agent(&ns, None);
     assert!(
-        wait_until(Duration::from_secs(10), || xfrm_policies(&ns)
+        wait_until(Duration::from_secs(20), || xfrm_policies(&ns)
             .contains("192.0.2.11/32")),
         "{}",
         s.log()
@@ -454,7 +454,7 @@ fn my_address_filter_follows_a_new_address() {
     assert!(!xfrm_policies(&ns).contains("192.0.2.51"));
     ip_in(&ns, &["addr", "add", "192.0.2.51/24", "dev", "eth0"]);
     assert!(
-        wait_until(Duration::from_secs(5), || xfrm_policies(&ns)
+        wait_until(Duration::from_secs(15), || xfrm_policies(&ns)
             .contains("192.0.2.51/32")),
         "{}\n{}",
         xfrm_policies(&ns),
@@ -462,7 +462,7 @@ fn my_address_filter_follows_a_new_address() {
     );
     ip_in(&ns, &["addr", "del", "192.0.2.51/24", "dev", "eth0"]);
     assert!(
-        wait_until(Duration::from_secs(5), || !xfrm_policies(&ns)
+        wait_until(Duration::from_secs(15), || !xfrm_policies(&ns)
             .contains("192.0.2.51")),
         "{}",
         xfrm_policies(&ns)
@@ -477,7 +477,7 @@ fn a_killed_ikd_is_restarted() {
     s.boot_mode(BootMode::Permit, vec![]);
     let ikd = s.fake_ikd();
     let mut agent = s.agent(&hosts.ns(1), Some(&ikd));
-    assert!(wait_until(Duration::from_secs(5), || !s
+    assert!(wait_until(Duration::from_secs(15), || !s
         .ikd_pids()
         .is_empty()));
     let (first, args) = s.ikd_pids()[0].clone();
@@ -496,7 +496,7 @@ fn a_killed_ikd_is_restarted() {
         .expect("kill")
         .success());
     assert!(
-        wait_until(Duration::from_secs(5), || s.ikd_pids().len() >= 2),
+        wait_until(Duration::from_secs(15), || s.ikd_pids().len() >= 2),
         "{}",
         s.log()
     );
@@ -505,7 +505,7 @@ fn a_killed_ikd_is_restarted() {
     assert!(Path::new(&format!("/proc/{second}")).exists());
     assert!(agent.stop());
     assert!(
-        wait_until(Duration::from_secs(2), || !Path::new(&format!(
+        wait_until(Duration::from_secs(20), || !Path::new(&format!(
             "/proc/{second}"
         ))
         .exists()),
@@ -541,7 +541,7 @@ fn sigterm_removes_owned_policies_and_leaves_a_foreign_one() {
     );
     let mut agent = s.agent(&ns, None);
     assert!(
-        wait_until(Duration::from_secs(10), || xfrm_policies(&ns)
+        wait_until(Duration::from_secs(20), || xfrm_policies(&ns)
             .contains("dport 23")),
         "{}",
         s.log()

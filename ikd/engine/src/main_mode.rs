@@ -851,6 +851,60 @@ fn on_mm3(
     Ok(())
 }
 
+/// Why the peer's MM5/MM6 was not accepted.
+enum PeerIdFailure {
+    /// The datagram did not decode: keep waiting (a retransmission may be intact).
+    Undecodable(Error),
+    /// Authentication or identity failed: end the main mode, protecting the Notify with
+    /// this IV base.
+    Fatal(Error, Vec<u8>),
+}
+
+/// The common half of MM5 (responder) and MM6 (initiator): decrypts the message, checks the
+/// configured peer identity and verifies the peer's hash (`HASH_I` when `peer` is the
+/// initiator, `HASH_R` when it is the responder) through the authenticator. Returns the
+/// message's payloads and the next IV.
+#[allow(clippy::too_many_arguments)]
+fn verify_peer_id(
+    sh: &mut Shared,
+    sa: &IsakmpSa,
+    keys: &Keys,
+    data: &AuthData,
+    auth: &mut dyn AuthSession,
+    peer: Role,
+    hdr_in: &HeaderRepr,
+    datagram: &[u8],
+) -> Result<(Vec<Payload>, Vec<u8>), PeerIdFailure> {
+    let (payloads, id_b, next_iv) = match open_id_message(sh, keys, hdr_in, datagram) {
+        Ok(v) => v,
+        Err(error @ (Error::Auth(_) | Error::PeerMisbehaved(_))) => {
+            return Err(PeerIdFailure::Fatal(error, keys.iv.clone()))
+        }
+        Err(e) => {
+            sh.stats.decode_errors += 1;
+            return Err(PeerIdFailure::Undecodable(e));
+        }
+    };
+    if let Err(error) = check_identity(sh, sa, &payloads) {
+        return Err(PeerIdFailure::Fatal(error, next_iv));
+    }
+    let mut hashed_id = id_b;
+    hashed_id.extend(auth.hash_suffix(peer));
+    let input = data.input(&sa.icky, &sa.rcky);
+    let expected = match peer {
+        Role::Initiator => keys.isakmp.hash_i(sh.crypto.as_ref(), &input, &hashed_id),
+        Role::Responder => keys.isakmp.hash_r(sh.crypto.as_ref(), &input, &hashed_id),
+    };
+    match auth.verify(&after_id(&payloads), &expected) {
+        Ok(AuthStep::Done(_)) => Ok((payloads, next_iv)),
+        Ok(AuthStep::Continue(_)) => Err(PeerIdFailure::Fatal(
+            Error::Unsupported("multi-round-trip authentication"),
+            next_iv,
+        )),
+        Err(e) => Err(PeerIdFailure::Fatal(e.into(), next_iv)),
+    }
+}
+
 // HDR*, IDii, HASH_I --> (received MM5) ; <-- HDR*, IDir, HASH_R (MM6)
 fn on_mm5(
     sh: &mut Shared,
@@ -860,35 +914,25 @@ fn on_mm5(
     datagram: &[u8],
     mut s: ExpectInitiatorId,
 ) -> Result<(), Rejected> {
-    let (payloads, idii_b, next_iv) = match open_id_message(sh, &s.keys, hdr_in, datagram) {
+    let peer_id = verify_peer_id(
+        sh,
+        sa,
+        &s.keys,
+        &s.data,
+        s.auth.as_mut(),
+        Role::Initiator,
+        hdr_in,
+        datagram,
+    );
+    let (payloads, next_iv) = match peer_id {
         Ok(v) => v,
-        Err(error @ (Error::Auth(_) | Error::PeerMisbehaved(_))) => {
-            let iv_base = s.keys.iv.clone();
-            return fail_with(sh, sa, error, Some((&s.keys, &iv_base)));
+        Err(PeerIdFailure::Undecodable(e)) => {
+            return Err(keep(MainMode::ExpectInitiatorId(Box::new(s)), e))
         }
-        Err(e) => {
-            sh.stats.decode_errors += 1;
-            return Err(keep(MainMode::ExpectInitiatorId(Box::new(s)), e));
+        Err(PeerIdFailure::Fatal(e, iv_base)) => {
+            return fail_with(sh, sa, e, Some((&s.keys, &iv_base)))
         }
     };
-    if let Err(error) = check_identity(sh, sa, &payloads) {
-        return fail_with(sh, sa, error, Some((&s.keys, &next_iv)));
-    }
-    let mut hashed_id = idii_b;
-    hashed_id.extend(s.auth.hash_suffix(Role::Initiator));
-    let expected = s.keys.isakmp.hash_i(
-        sh.crypto.as_ref(),
-        &s.data.input(&sa.icky, &sa.rcky),
-        &hashed_id,
-    );
-    match s.auth.verify(&after_id(&payloads), &expected) {
-        Ok(AuthStep::Done(_)) => {}
-        Ok(AuthStep::Continue(_)) => {
-            let e = Error::Unsupported("multi-round-trip authentication");
-            return fail_with(sh, sa, e, Some((&s.keys, &next_iv)));
-        }
-        Err(e) => return fail_with(sh, sa, e.into(), Some((&s.keys, &next_iv))),
-    }
     s.keys.iv = next_iv;
     let initial_contact = payloads.iter().any(
         |p| matches!(p, Payload::Notification(n) if n.notify_type == NotifyType::INITIAL_CONTACT),
@@ -952,35 +996,25 @@ fn on_mm6(
     datagram: &[u8],
     mut s: ExpectResponderId,
 ) -> Result<(), Rejected> {
-    let (payloads, idir_b, next_iv) = match open_id_message(sh, &s.keys, hdr_in, datagram) {
+    let peer_id = verify_peer_id(
+        sh,
+        sa,
+        &s.keys,
+        &s.data,
+        s.auth.as_mut(),
+        Role::Responder,
+        hdr_in,
+        datagram,
+    );
+    let (_, next_iv) = match peer_id {
         Ok(v) => v,
-        Err(error @ (Error::Auth(_) | Error::PeerMisbehaved(_))) => {
-            let iv_base = s.keys.iv.clone();
-            return fail_with(sh, sa, error, Some((&s.keys, &iv_base)));
+        Err(PeerIdFailure::Undecodable(e)) => {
+            return Err(keep(MainMode::ExpectResponderId(Box::new(s)), e))
         }
-        Err(e) => {
-            sh.stats.decode_errors += 1;
-            return Err(keep(MainMode::ExpectResponderId(Box::new(s)), e));
+        Err(PeerIdFailure::Fatal(e, iv_base)) => {
+            return fail_with(sh, sa, e, Some((&s.keys, &iv_base)))
         }
     };
-    if let Err(error) = check_identity(sh, sa, &payloads) {
-        return fail_with(sh, sa, error, Some((&s.keys, &next_iv)));
-    }
-    let mut hashed_id = idir_b;
-    hashed_id.extend(s.auth.hash_suffix(Role::Responder));
-    let expected = s.keys.isakmp.hash_r(
-        sh.crypto.as_ref(),
-        &s.data.input(&sa.icky, &sa.rcky),
-        &hashed_id,
-    );
-    match s.auth.verify(&after_id(&payloads), &expected) {
-        Ok(AuthStep::Done(_)) => {}
-        Ok(AuthStep::Continue(_)) => {
-            let e = Error::Unsupported("multi-round-trip authentication");
-            return fail_with(sh, sa, e, Some((&s.keys, &next_iv)));
-        }
-        Err(e) => return fail_with(sh, sa, e.into(), Some((&s.keys, &next_iv))),
-    }
     s.keys.iv = next_iv;
     sa.flight = None;
     debug!("MM6 verified, ISAKMP SA established");

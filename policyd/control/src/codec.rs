@@ -1,0 +1,134 @@
+//! Frames ↔ messages, without I/O: a 4-octet big-endian length, then that many octets of
+//! JSON.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{DecodeError, Error};
+
+/// The largest frame body, in octets (1 MiB: thousands of SAs).
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Encodes one message as a frame.
+pub fn encode_frame<T: Serialize>(message: &T) -> Result<Vec<u8>, Error> {
+    let body = serde_json::to_vec(message).map_err(DecodeError::Json)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&l| l as usize <= MAX_FRAME)
+        .ok_or(Error::Encode { len: body.len() })?;
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Checks a frame's length prefix; returns the body length.
+pub fn body_len(prefix: [u8; 4]) -> Result<usize, DecodeError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    match len {
+        0 => Err(DecodeError::Empty),
+        l if l > MAX_FRAME => Err(DecodeError::TooLong {
+            len: l,
+            max: MAX_FRAME,
+        }),
+        l => Ok(l),
+    }
+}
+
+/// Decodes a message from a frame body.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    Ok(serde_json::from_slice(body)?)
+}
+
+/// Decodes the first frame of `buf`: `Ok(None)` while it is incomplete, otherwise the
+/// message and the number of octets it used.
+pub fn decode_frame<T: DeserializeOwned>(buf: &[u8]) -> Result<Option<(T, usize)>, DecodeError> {
+    let Some((prefix, rest)) = buf.split_first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let len = body_len(*prefix)?;
+    let Some(body) = rest.get(..len) else {
+        return Ok(None);
+    };
+    Ok(Some((decode_body(body)?, len + 4)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::*;
+
+    #[test]
+    fn round_trip() {
+        let msgs = vec![
+            Request::Hello {
+                min_version: 1,
+                max_version: 3,
+                client: "test".into(),
+            },
+            Request::ShowMainModeSas,
+            Request::ShowQuickModeSas,
+            Request::ShowStatistics,
+        ];
+        for m in msgs {
+            let f = encode_frame(&m).expect("encode");
+            let (d, used) = decode_frame::<Request>(&f).expect("decode").expect("whole");
+            assert_eq!(d, m);
+            assert_eq!(used, f.len());
+            // Every strict prefix is incomplete, not an error.
+            for n in 0..f.len() {
+                assert!(decode_frame::<Request>(&f[..n]).expect("prefix").is_none());
+            }
+        }
+        let r = Response::Statistics {
+            statistics: IkeStatistics {
+                main_modes_completed: 7,
+                ..IkeStatistics::default()
+            },
+        };
+        let f = encode_frame(&r).expect("encode");
+        assert_eq!(
+            decode_frame::<Response>(&f).expect("ok").expect("whole").0,
+            r
+        );
+    }
+
+    #[test]
+    fn wire_form_is_documented_json() {
+        let f = encode_frame(&Request::ShowMainModeSas).expect("encode");
+        assert_eq!(&f[..4], &[0, 0, 0, 29]);
+        assert_eq!(&f[4..], br#"{"type":"show-main-mode-sas"}"#);
+        let hello = br#"{"type":"hello","min-version":1,"max-version":2,"client":"x","extra":1}"#;
+        assert_eq!(
+            decode_body::<Request>(hello).expect("hello"),
+            Request::Hello {
+                min_version: 1,
+                max_version: 2,
+                client: "x".into()
+            }
+        );
+        assert_eq!(
+            decode_body::<Request>(br#"{"type":"from-the-future"}"#).expect("unknown"),
+            Request::Unknown
+        );
+    }
+
+    #[test]
+    fn clear_errors() {
+        assert!(matches!(
+            decode_frame::<Request>(&[0, 0, 0, 0]),
+            Err(DecodeError::Empty)
+        ));
+        assert!(matches!(
+            decode_frame::<Request>(&[0xff, 0, 0, 0, b'{']),
+            Err(DecodeError::TooLong { .. })
+        ));
+        let e = decode_frame::<Request>(b"\0\0\0\x02{}").expect_err("no type");
+        assert!(
+            e.to_string().starts_with("malformed control message"),
+            "{e}"
+        );
+        assert!(decode_frame::<Request>(b"\0\0\0\x03\xff\xfe\xfd").is_err());
+        assert!(decode_body::<Request>(br#"{"type":"hello","min-version":"one"}"#).is_err());
+    }
+}

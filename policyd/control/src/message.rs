@@ -1,0 +1,220 @@
+//! The typed messages of protocol version 1 (field names as they appear on the wire, in
+//! kebab-case).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// The oldest protocol version this crate speaks.
+pub const MIN_VERSION: u16 = 1;
+/// The newest protocol version this crate speaks.
+pub const MAX_VERSION: u16 = 1;
+
+/// Client to server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Request {
+    /// The first frame of every connection.
+    #[serde(rename_all = "kebab-case")]
+    Hello {
+        /// Oldest version the client speaks.
+        min_version: u16,
+        /// Newest version the client speaks.
+        max_version: u16,
+        /// Who is calling (for logs), e.g. `ipsecadm`.
+        client: String,
+    },
+    /// ikd: the ISAKMP (main-mode) SAs.
+    ShowMainModeSas,
+    /// ikd: the quick-mode SA pairs it negotiated and installed.
+    ShowQuickModeSas,
+    /// ikd: its IKE counters.
+    ShowStatistics,
+    /// A request type this version does not know (decoded from any other `type`).
+    #[serde(other)]
+    Unknown,
+}
+
+impl Request {
+    /// The wire name of the message type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::ShowMainModeSas => "show-main-mode-sas",
+            Self::ShowQuickModeSas => "show-quick-mode-sas",
+            Self::ShowStatistics => "show-statistics",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Server to client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Response {
+    /// The answer to [`Request::Hello`]: the version both sides use from now on.
+    #[serde(rename_all = "kebab-case")]
+    Welcome {
+        /// The chosen version.
+        version: u16,
+        /// Who answers, e.g. `ikd 0.1.0`.
+        server: String,
+    },
+    /// The answer to [`Request::ShowMainModeSas`].
+    MainModeSas {
+        /// One entry per ISAKMP SA, negotiating or established.
+        sas: Vec<MainModeSa>,
+    },
+    /// The answer to [`Request::ShowQuickModeSas`].
+    QuickModeSas {
+        /// One entry per installed SA pair.
+        sas: Vec<QuickModeSa>,
+    },
+    /// The answer to [`Request::ShowStatistics`].
+    Statistics {
+        /// The counters.
+        statistics: IkeStatistics,
+    },
+    /// The request failed.
+    Error {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// A response type this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Response {
+    /// The wire name of the message type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Welcome { .. } => "welcome",
+            Self::MainModeSas { .. } => "main-mode-sas",
+            Self::QuickModeSas { .. } => "quick-mode-sas",
+            Self::Statistics { .. } => "statistics",
+            Self::Error { .. } => "error",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// No common protocol version (the connection is closed).
+    Version,
+    /// The first frame was not a hello, or a hello came twice.
+    Handshake,
+    /// The server does not implement this request.
+    Unsupported,
+    /// The server failed to carry out the request.
+    Failed,
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Version => "version",
+            Self::Handshake => "handshake",
+            Self::Unsupported => "unsupported",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+/// One ISAKMP SA as ikd sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct MainModeSa {
+    /// Local address and port.
+    pub local: SocketAddr,
+    /// Peer address and port.
+    pub peer: SocketAddr,
+    /// `initiator` or `responder`.
+    pub role: String,
+    /// Initiator cookie, 16 hex digits.
+    pub initiator_cookie: String,
+    /// Responder cookie, 16 hex digits (zeros until MM2).
+    pub responder_cookie: String,
+    /// `established`, or the message the exchange waits for.
+    pub state: String,
+    /// Encryption (empty before the proposal is chosen).
+    pub encryption: String,
+    /// Hash / integrity.
+    pub integrity: String,
+    /// Diffie-Hellman group.
+    pub dh_group: String,
+    /// Authentication method.
+    pub authentication: String,
+    /// Seconds since MM1.
+    pub age_seconds: u64,
+    /// Seconds until the SA expires (established SAs only).
+    pub expires_in_seconds: Option<u64>,
+    /// Quick modes run on this SA.
+    pub quick_modes: u32,
+}
+
+/// One SA pair negotiated by ikd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct QuickModeSa {
+    /// The connection (ikd.conf) or rule it belongs to.
+    pub connection: String,
+    /// Local address.
+    pub local: IpAddr,
+    /// Peer address.
+    pub peer: IpAddr,
+    /// `esp` or `ah`.
+    pub protocol: String,
+    /// Inbound SPI, 8 hex digits.
+    pub inbound_spi: String,
+    /// Outbound SPI, 8 hex digits.
+    pub outbound_spi: String,
+    /// Whether a rekey already replaced it.
+    pub rekeyed: bool,
+}
+
+/// ikd's IKE counters (named after `netsh ipsec dynamic show stats`' IKE section).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct IkeStatistics {
+    /// ISAKMP SAs in any state.
+    pub isakmp_sas: u64,
+    /// Established ISAKMP SAs.
+    pub established_isakmp_sas: u64,
+    /// Installed SA pairs.
+    pub quick_mode_sas: u64,
+    /// Datagrams received.
+    pub datagrams_received: u64,
+    /// Datagrams sent.
+    pub datagrams_sent: u64,
+    /// Main modes started.
+    pub main_modes_started: u64,
+    /// Main modes completed (Oakley main mode).
+    pub main_modes_completed: u64,
+    /// Main modes failed.
+    pub main_modes_failed: u64,
+    /// Quick modes started.
+    pub quick_modes_started: u64,
+    /// Quick modes completed (Oakley quick mode).
+    pub quick_modes_completed: u64,
+    /// Quick modes failed.
+    pub quick_modes_failed: u64,
+    /// Authentication failures.
+    pub authentication_failures: u64,
+    /// Datagrams that did not decode (invalid packets).
+    pub invalid_packets: u64,
+    /// Datagrams with unknown cookies.
+    pub invalid_cookies: u64,
+    /// Retransmissions.
+    pub retransmissions: u64,
+    /// New main modes dropped by the per-peer rate limit.
+    pub rate_limited: u64,
+    /// Seconds since ikd started.
+    pub uptime_seconds: u64,
+}

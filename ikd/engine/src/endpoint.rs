@@ -31,8 +31,8 @@ use crate::main_mode::{self, MainMode};
 use crate::quick_mode;
 use crate::rng::Drbg;
 use crate::types::{
-    Action, Event, FailureReason, IsakmpSaHandle, KernelEvent, Path, RequestId, Role,
-    SpiAllocationFailed, Statistics, Transmit,
+    Action, ChildInfo, Event, FailureReason, IsakmpSaHandle, IsakmpSaInfo, KernelEvent, Path,
+    RequestId, Role, SpiAllocationFailed, Statistics, Transmit,
 };
 use crate::{informational, Subnet};
 
@@ -354,6 +354,70 @@ impl Endpoint {
     /// The number of installed SA pairs the engine knows of.
     pub fn child_count(&self) -> usize {
         self.sh.children.len()
+    }
+
+    /// A snapshot of every ISAKMP SA (for a control socket), in creation order.
+    pub fn isakmp_sas(&self, now: Instant) -> Vec<IsakmpSaInfo> {
+        let mut v: Vec<(&SaId, &IsakmpSa)> = self.sas.iter().filter(|(_, s)| !s.dead).collect();
+        v.sort_by_key(|(id, _)| **id);
+        v.into_iter()
+            .map(|(_, s)| {
+                let (state, expires_in) = match &s.state {
+                    MainMode::Established(e) => (
+                        "established",
+                        Some(e.expires.saturating_duration_since(now)),
+                    ),
+                    MainMode::ExpectResponderSa(_) => ("waiting for MM2", None),
+                    MainMode::ExpectResponderKe(_) => ("waiting for MM4", None),
+                    MainMode::ExpectResponderId(_) => ("waiting for MM6", None),
+                    MainMode::ExpectInitiatorKe(_) => ("waiting for MM3", None),
+                    MainMode::ExpectInitiatorId(_) => ("waiting for MM5", None),
+                    MainMode::Failed => ("failed", None),
+                };
+                IsakmpSaInfo {
+                    handle: s.handle(),
+                    role: s.role,
+                    path: s.path,
+                    initiator_cookie: s.icky,
+                    responder_cookie: s.rcky,
+                    state,
+                    suite: s.state.keys().map(|k| {
+                        let su = &k.suite;
+                        [
+                            format!("{:?}", su.cipher),
+                            format!("{:?}", su.hash),
+                            format!("{:?}", su.auth),
+                            format!("{:?}", su.group),
+                        ]
+                    }),
+                    age: now.saturating_duration_since(s.started),
+                    expires_in,
+                    quick_modes: s.qm_count,
+                }
+            })
+            .collect()
+    }
+
+    /// A snapshot of the installed SA pairs the engine knows of (for a control socket),
+    /// ordered by peer and inbound SPI.
+    pub fn children(&self) -> Vec<ChildInfo> {
+        let mut v: Vec<ChildInfo> = self
+            .sh
+            .children
+            .values()
+            .map(|c| ChildInfo {
+                child: c.child.clone(),
+                isakmp: IsakmpSaHandle(c.isakmp),
+                local: c.local,
+                peer: c.peer,
+                protocol: c.protocol,
+                inbound_spi: c.inbound_spi,
+                outbound_spi: c.outbound_spi,
+                rekeyed: c.rekeyed,
+            })
+            .collect();
+        v.sort_by_key(|c| (c.peer, c.inbound_spi));
+        v
     }
 
     /// The next datagram to send.

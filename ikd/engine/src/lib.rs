@@ -62,8 +62,9 @@ pub use config::{
 pub use endpoint::Endpoint;
 pub use error::{Error, InitiateError, PeerMisbehaved};
 pub use types::{
-    Action, ChildLifetime, ChildSa, Event, FailureReason, IsakmpSaHandle, KernelEvent, Path,
-    RequestId, Role, SaPair, Selector, SpiAllocationFailed, Statistics, Transmit,
+    Action, ChildInfo, ChildLifetime, ChildSa, Event, FailureReason, IsakmpSaHandle, IsakmpSaInfo,
+    KernelEvent, Path, RequestId, Role, SaPair, Selector, SpiAllocationFailed, Statistics,
+    Transmit,
 };
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! [`ikecrypto::Secret`] (zeroized on drop, `Debug` shows only lengths).
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use ikecrypto::Secret;
 use isakmp::NotifyType;
@@ -307,4 +308,52 @@ pub struct Statistics {
     pub acquires: u64,
     /// DPD R-U-THERE answered.
     pub dpd_answered: u64,
+}
+
+/// A read-only view of one ISAKMP SA, for the daemon's control socket
+/// ([`crate::Endpoint::isakmp_sas`]). Algorithms are named with their `Debug` names and are
+/// `None` until the proposal is chosen and the keys exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsakmpSaInfo {
+    /// The SA.
+    pub handle: IsakmpSaHandle,
+    /// Our role in its main mode.
+    pub role: Role,
+    /// Local and remote transport addresses.
+    pub path: Path,
+    /// Initiator cookie.
+    pub initiator_cookie: [u8; 8],
+    /// Responder cookie (zero until MM2).
+    pub responder_cookie: [u8; 8],
+    /// `established`, or what the main mode waits for.
+    pub state: &'static str,
+    /// Encryption, hash, authentication method and DH group, once chosen.
+    pub suite: Option<[String; 4]>,
+    /// Time since the first message.
+    pub age: Duration,
+    /// Time until expiry (established SAs).
+    pub expires_in: Option<Duration>,
+    /// Quick modes run on it.
+    pub quick_modes: u32,
+}
+
+/// A read-only view of one installed SA pair ([`crate::Endpoint::children`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildInfo {
+    /// The connection.
+    pub child: ChildName,
+    /// The ISAKMP SA that negotiated it.
+    pub isakmp: IsakmpSaHandle,
+    /// Local address.
+    pub local: IpAddr,
+    /// Peer address.
+    pub peer: IpAddr,
+    /// ESP or AH.
+    pub protocol: IpsecProtocol,
+    /// Our SPI.
+    pub inbound_spi: u32,
+    /// The peer's SPI.
+    pub outbound_spi: u32,
+    /// Whether a rekey already replaced it.
+    pub rekeyed: bool,
 }

@@ -237,3 +237,29 @@ fn initiate_new_main_mode_runs_one_main_mode_per_quick_mode() {
     assert_eq!(pair.pairs(Side::R).len(), 4);
     assert_eq!(pair.initiator.established_isakmp_sa_count(), 4);
 }
+
+#[test]
+fn sa_snapshots_show_the_negotiated_main_mode_and_pair() {
+    let pair = negotiate(&TestConfig::psk("secret"));
+    let (i, r) = (
+        pair.initiator.isakmp_sas(pair.now),
+        pair.responder.isakmp_sas(pair.now),
+    );
+    assert_eq!((i.len(), r.len()), (1, 1));
+    assert_eq!((i[0].role, r[0].role), (Role::Initiator, Role::Responder));
+    assert_eq!((i[0].state, r[0].state), ("established", "established"));
+    assert_eq!(i[0].initiator_cookie, r[0].initiator_cookie);
+    assert_eq!(i[0].responder_cookie, r[0].responder_cookie);
+    assert_ne!(i[0].responder_cookie, [0; 8]);
+    assert_eq!(i[0].path.remote, r[0].path.local);
+    let suite = i[0].suite.clone().expect("suite chosen");
+    assert_eq!(suite[0], format!("{:?}", CipherAlgorithm::TripleDesCbc));
+    assert!(i[0].expires_in.is_some_and(|d| d.as_secs() > 0));
+    assert_eq!(i[0].quick_modes, 1);
+    let (ci, cr) = (pair.initiator.children(), pair.responder.children());
+    assert_eq!((ci.len(), cr.len()), (1, 1));
+    assert_eq!(ci[0].inbound_spi, cr[0].outbound_spi);
+    assert_eq!(ci[0].outbound_spi, cr[0].inbound_spi);
+    assert_eq!(ci[0].child.0, "c");
+    assert_eq!(ci[0].isakmp, i[0].handle);
+}

@@ -8,9 +8,13 @@
 //! The protocol lives in the engine, the file format in [`config`], the engine↔kernel
 //! mapping in [`convert`], kernel bookkeeping in [`kernel`] and the sockets in [`net`].
 //!
-//! What it does not do (yet): NAT-T port floating, a control socket, a pid file, taking
-//! settings from policyd over its control channel, or daemonizing (it runs in the
-//! foreground under a service manager).
+//! Its state (ISAKMP SAs, SA pairs, counters) is served on a root-only control socket
+//! ([`control`], `ipsec-control(7)`), `/run/ipsec/ikd.sock` unless `--control` or
+//! `--no-control` says otherwise.
+//!
+//! What it does not do (yet): NAT-T port floating, a pid file, taking settings from policyd
+//! over the control channel (policyd still writes `ikd.conf` and restarts ikd), or
+//! daemonizing (it runs in the foreground under a service manager).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -28,6 +32,7 @@ use tracing::{debug, error, info, warn};
 
 mod bench;
 mod config;
+mod control;
 mod convert;
 mod kernel;
 mod net;
@@ -37,7 +42,7 @@ use config::{Config, KernelBackend, PolicyMode, StartMode};
 use kernel::Kernel;
 use net::{IkeSocket, Signals};
 
-const USAGE: &str = "usage: ikd [--config FILE]   (default /etc/ikd.conf)\n       ikd --check-config FILE\n       ikd --config FILE --bench-initiate N [--inflight K] --connection NAME\n       ikd --version";
+const USAGE: &str = "usage: ikd [--config FILE] [--control SOCKET | --no-control]\n       (defaults /etc/ikd.conf, /run/ipsec/ikd.sock)\n       ikd --check-config FILE\n       ikd --config FILE --bench-initiate N [--inflight K] --connection NAME\n       ikd --version";
 const DEFAULT_CONFIG: &str = "/etc/ikd.conf";
 /// The non-ESP marker in front of IKE on port 4500 (RFC 3948 §2.2).
 const NON_ESP_MARKER: [u8; 4] = [0; 4];
@@ -47,6 +52,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut config_path = PathBuf::from(DEFAULT_CONFIG);
     let mut check_only = false;
+    let mut control_path =
+        Some(PathBuf::from(ipsec_control::DEFAULT_DIR).join(ipsec_control::IKD_SOCKET));
     let (mut bench_setups, mut bench_inflight, mut bench_connection) = (None, 1u32, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -69,6 +76,14 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            "--no-control" => control_path = None,
+            "--control" => match it.next() {
+                Some(p) => control_path = Some(PathBuf::from(p)),
+                None => {
+                    eprintln!("ikd: --control needs a socket path\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "--config" | "-c" | "--check-config" => {
                 check_only |= a == "--check-config";
                 match it.next() {
@@ -132,7 +147,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
-    match run(config, bench) {
+    // The benchmark is a one-shot client run: no control socket.
+    let control_path = control_path.filter(|_| bench.is_none());
+    match run(config, bench, control_path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -162,9 +179,14 @@ struct Daemon {
     reqids: HashMap<ChildName, u32>,
     rate_limited: u64,
     bench: Option<Bench>,
+    control: Option<control::Control>,
 }
 
-fn run(mut config: Config, bench: Option<BenchArgs>) -> Result<(), String> {
+fn run(
+    mut config: Config,
+    bench: Option<BenchArgs>,
+    control_path: Option<PathBuf>,
+) -> Result<(), String> {
     if config.kernel == KernelBackend::None {
         warn!("kernel = \"none\": SAs are kept in memory only, NO traffic is protected (benchmark/test backend)");
     }
@@ -229,6 +251,7 @@ fn run(mut config: Config, bench: Option<BenchArgs>) -> Result<(), String> {
         reqids,
         rate_limited: 0,
         bench: None,
+        control: control_path.and_then(|p| control::Control::open(&p, Instant::now())),
     };
     let now = Instant::now();
     if let Some(args) = &bench {
@@ -328,6 +351,10 @@ impl Daemon {
             }
             let mut fds: Vec<_> = self.sockets.iter().map(IkeSocket::raw_fd).collect();
             fds.push(self.kernel.events_fd());
+            let control_at = self.control.as_ref().map(|c| {
+                fds.push(c.raw_fd());
+                fds.len() - 1
+            });
             fds.push(self.signals.raw_fd());
             let ready = net::poll_readable(&fds, timeout).map_err(|e| format!("poll: {e}"))?;
             let now = Instant::now();
@@ -344,6 +371,11 @@ impl Daemon {
             }
             if ready.get(self.sockets.len()) == Some(&true) {
                 self.kernel_events(now);
+            }
+            if let (Some(i), Some(c)) = (control_at, &self.control) {
+                if ready.get(i) == Some(&true) {
+                    c.serve(&self.endpoint, self.rate_limited);
+                }
             }
             if deadline.is_some_and(|d| d <= Instant::now()) {
                 self.endpoint.handle_timeout(Instant::now());

@@ -27,6 +27,8 @@ struct Ikd {
     child: Option<Child>,
     log: PathBuf,
     name: String,
+    /// The control socket (on tmpfs: Unix sockets cannot live on the 9p share).
+    control: PathBuf,
 }
 
 impl Ikd {
@@ -36,9 +38,13 @@ impl Ikd {
         fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
         let log = dir.join(format!("{ns}.log"));
         let out = fs::File::create(&log).unwrap();
+        let control = PathBuf::from(format!("/run/ipsec-lab-{}-{ns}", std::process::id()))
+            .join(ipsec_control::IKD_SOCKET);
         let child = Command::new(IP)
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_ikd"), "--config"])
             .arg(&conf)
+            .arg("--control")
+            .arg(&control)
             .env("RUST_LOG", "info,ikengine=debug")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -49,9 +55,18 @@ impl Ikd {
             child: Some(child),
             log,
             name: ns.to_owned(),
+            control,
         };
         ikd.wait_log("ikd started", Duration::from_secs(20));
         ikd
+    }
+
+    /// One request on the control socket (ipsec-control(7)).
+    fn control(&self, req: &ipsec_control::Request) -> ipsec_control::Response {
+        let mut c = ipsec_control::Client::connect(&self.control, "lab_ikd")
+            .unwrap_or_else(|e| panic!("{}: control socket: {e}\n{}", self.name, self.log()));
+        c.call(req)
+            .unwrap_or_else(|e| panic!("{}: {req:?}: {e}", self.name))
     }
 
     fn log(&self) -> String {
@@ -123,6 +138,9 @@ impl Drop for Ikd {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if let Some(dir) = self.control.parent() {
+            let _ = fs::remove_dir_all(dir);
         }
     }
 }
@@ -456,6 +474,51 @@ fn negotiate_and_ping(suite: &Suite, tunnel: bool) {
     };
     assert!(sum.esp >= 8, "{}: {sum:?}\n{text}", suite.name);
     assert_eq!(sum.icmp_clear, 0, "{}: clear ICMP\n{text}", suite.name);
+
+    // The control socket shows the live state: the established main mode with the peer,
+    // SA pairs whose SPIs are the kernel's, and counters that moved.
+    for (d, ns, peer) in [(&d1, &ns1, a2), (&d2, &ns2, a1)] {
+        use ipsec_control::{Request, Response};
+        let Response::MainModeSas { sas } = d.control(&Request::ShowMainModeSas) else {
+            panic!("{ns}: not a main-mode SA list");
+        };
+        assert!(
+            sas.iter()
+                .any(|s| s.peer.ip() == peer && s.state == "established"),
+            "{ns}: {sas:?}"
+        );
+        let Response::QuickModeSas { sas } = d.control(&Request::ShowQuickModeSas) else {
+            panic!("{ns}: not a quick-mode SA list");
+        };
+        let kernel: Vec<String> = keyed_sas(ns)
+            .iter()
+            .filter(|s| s.reqid == 0x3800)
+            .map(|s| format!("{:08x}", s.id.spi))
+            .collect();
+        assert!(!sas.is_empty(), "{ns}: no quick-mode SAs");
+        for s in &sas {
+            assert_eq!(s.peer, peer, "{ns}: {s:?}");
+            assert!(
+                kernel.contains(&s.inbound_spi) && kernel.contains(&s.outbound_spi),
+                "{ns}: {s:?} not in the kernel {kernel:?}"
+            );
+        }
+        let Response::Statistics { statistics } = d.control(&Request::ShowStatistics) else {
+            panic!("{ns}: no statistics");
+        };
+        assert!(statistics.main_modes_completed >= 1, "{ns}: {statistics:?}");
+        assert!(
+            statistics.quick_modes_completed >= 1,
+            "{ns}: {statistics:?}"
+        );
+        assert!(statistics.datagrams_received >= 3, "{ns}: {statistics:?}");
+        let mode = fs::metadata(d.control.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o700, "{ns}: control directory mode");
+    }
 
     // SIGTERM on h1: exit 0, nothing owned left, the foreign objects kept, and h2 got the
     // deletes (its SAs go too).

@@ -571,8 +571,16 @@ fn dynamic_set_config_is_validated() {
 #[test]
 fn services_not_available_exit_3() {
     let s = tempfile::tempdir().unwrap();
-    let err = fails(s.path(), &["dynamic", "show", "mmsas"], 3);
+    // No ikd listens in an empty control directory.
+    let ctl = s.path().join("run");
+    let ctl = ctl.to_str().unwrap();
+    let err = fails(
+        s.path(),
+        &["--control-dir", ctl, "dynamic", "show", "mmsas"],
+        3,
+    );
     assert!(err.contains("ikd control channel not available"), "{err}");
+    assert!(err.contains("ikd.sock"), "names the socket: {err}");
     let pid = s.path().join("none.pid");
     fails(
         s.path(),

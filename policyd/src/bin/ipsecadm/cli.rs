@@ -25,6 +25,9 @@ pub(crate) struct Cli {
     /// Machine-readable JSON output of show commands.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Directory of the daemons' control sockets (ipsec-control(7); default /run/ipsec).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) control_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) mode: Mode,
 }

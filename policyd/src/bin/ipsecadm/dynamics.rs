@@ -27,11 +27,7 @@ use crate::{snapshot, statics, Ctx};
 pub(crate) fn run(ctx: &Ctx, cmd: DynamicCmd) -> Result<()> {
     match cmd {
         DynamicCmd::Show(s) => match s {
-            DynamicShow::Mmsas => Err(Error::Service(
-                "ikd control channel not available: main-mode SAs are held by ikd, which does \
-                 not expose them yet"
-                    .into(),
-            )),
+            DynamicShow::Mmsas => crate::ikdctl::show_mmsas(ctx),
             DynamicShow::Qmsas => show_qmsas(ctx),
             DynamicShow::Mmfilters => show_mmfilters(ctx),
             DynamicShow::Qmfilters => show_qmfilters(ctx),
@@ -416,6 +412,8 @@ fn show_stats(ctx: &Ctx) -> Result<()> {
     let owned_policies = policies.iter().filter(|p| own.owns_policy(p)).count();
     let owned_sas = sas.iter().filter(|s| own.owns_sa(s)).count();
     let count = |p: SecurityProtocol| sas.iter().filter(|s| s.id.protocol == p).count();
+    // ikd's counters when it answers; the kernel's view stands alone otherwise.
+    let ike = crate::ikdctl::statistics(ctx);
     let bytes: u64 = sas
         .iter()
         .map(|s| s.current.bytes)
@@ -439,6 +437,7 @@ fn show_stats(ctx: &Ctx) -> Result<()> {
             },
             "bytes": bytes,
             "packets": packets,
+            "ike": ike.as_ref().ok(),
         }));
         return Ok(());
     }
@@ -474,6 +473,10 @@ fn show_stats(ctx: &Ctx) -> Result<()> {
             ("Packets (all SAs)", packets.to_string()),
         ])
     );
+    match &ike {
+        Ok(s) => print!("{}", crate::ikdctl::statistics_fields(s)),
+        Err(e) => println!("IKE (ikd): not available: {e}"),
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 mod cli;
 mod dynamics;
 mod error;
+mod ikdctl;
 mod output;
 mod parse;
 mod snapshot;
@@ -32,6 +33,8 @@ pub(crate) struct Ctx {
     pub(crate) store_dir: PathBuf,
     pub(crate) location: Location,
     pub(crate) json: bool,
+    /// The control socket directory (ipsec-control(7)).
+    pub(crate) control_dir: PathBuf,
     /// The authentication options of the command, in command-line order.
     pub(crate) auth: Vec<AuthMethod>,
 }
@@ -141,6 +144,10 @@ fn run(args: Vec<OsString>) -> i32 {
             LocationArg::Persistent => Location::Persistent,
         },
         json: cli.json,
+        control_dir: cli
+            .control_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(ipsec_control::DEFAULT_DIR)),
         auth: auth_order(leaf(&matches)),
     };
     let result = match cli.mode {

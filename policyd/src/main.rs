@@ -27,7 +27,7 @@ use crate::service::{Agent, Effects, StoreView};
 use crate::supervise::Supervisor;
 
 const USAGE: &str = "usage: policyd [--boot] [--store DIR] [--pid-file PATH] [--ikd PATH|--no-ikd]
-               [--run-dir DIR] [--nft PATH] [--poll-interval SECONDS]
+               [--run-dir DIR] [--control-dir DIR] [--nft PATH] [--poll-interval SECONDS]
        policyd --version | --help";
 
 /// Command-line options.
@@ -39,6 +39,7 @@ struct Options {
     ikd: Option<PathBuf>,
     no_ikd: bool,
     run_dir: PathBuf,
+    control_dir: PathBuf,
     nft: PathBuf,
     poll_interval: Option<Duration>,
 }
@@ -52,6 +53,7 @@ impl Default for Options {
             ikd: None,
             no_ikd: false,
             run_dir: PathBuf::from("/run/policyd"),
+            control_dir: PathBuf::from(ipsec_control::DEFAULT_DIR),
             nft: default_nft(),
             poll_interval: None,
         }
@@ -86,6 +88,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String
             "--ikd" => o.ikd = Some(value("--ikd")?.into()),
             "--no-ikd" => o.no_ikd = true,
             "--run-dir" => o.run_dir = value("--run-dir")?.into(),
+            "--control-dir" => o.control_dir = value("--control-dir")?.into(),
             "--nft" => o.nft = value("--nft")?.into(),
             "--poll-interval" => {
                 let v = value("--poll-interval")?;
@@ -246,7 +249,16 @@ impl Effects for RealEffects {
         } else {
             let program =
                 supervise::ikd_program(self.options.ikd.clone(), std::env::current_exe().ok());
-            let mut s = Supervisor::new(program, vec!["--config".into(), path.into_os_string()]);
+            let control = self.options.control_dir.join(ipsec_control::IKD_SOCKET);
+            let mut s = Supervisor::new(
+                program,
+                vec![
+                    "--config".into(),
+                    path.into_os_string(),
+                    "--control".into(),
+                    control.into_os_string(),
+                ],
+            );
             s.start();
             self.ikd = Some(s);
         }
@@ -446,6 +458,8 @@ mod tests {
             "/i",
             "--run-dir",
             "/r",
+            "--control-dir",
+            "/c",
             "--poll-interval",
             "2",
         ])
@@ -453,6 +467,7 @@ mod tests {
         assert!(o.boot);
         assert_eq!(o.store, PathBuf::from("/s"));
         assert_eq!(o.ikd, Some(PathBuf::from("/i")));
+        assert_eq!(o.control_dir, PathBuf::from("/c"));
         assert_eq!(o.poll_interval, Some(Duration::from_secs(2)));
         assert!(parse(&["--poll-interval", "0"]).is_err());
         assert!(parse(&["--store"]).is_err());

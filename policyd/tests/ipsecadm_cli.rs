@@ -588,3 +588,81 @@ fn services_not_available_exit_3() {
         3,
     );
 }
+
+#[test]
+fn psk_file_keeps_the_key_off_the_command_line() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let a = tempfile::tempdir().unwrap();
+    build_lab(a.path());
+    let key = "file key, documentation only";
+    let file = a.path().join("lab.psk");
+    std::fs::write(&file, format!("{key}\n")).unwrap();
+    let file_arg = format!("psk-file={}", file.display());
+    let set = |store: &Path, code: Option<i32>| {
+        let args = [
+            "static",
+            "set",
+            "rule",
+            "policy=Lab CLI",
+            "name=Negotiate telnet",
+            &file_arg,
+            "kerberos=yes",
+        ];
+        match code {
+            None => {
+                ok(store, &args);
+                String::new()
+            }
+            Some(c) => fails(store, &args, c),
+        }
+    };
+
+    // Readable by group or others: refused, nothing changed.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let before = export(a.path());
+    let err = set(a.path(), Some(1));
+    assert!(err.contains("lets group or others read it"), "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!err.contains(key), "the key leaked into the message: {err}");
+    assert_eq!(export(a.path()), before);
+
+    // A directory is not a key file.
+    let dir_arg = format!("psk-file={}", a.path().display());
+    let err = fails(
+        a.path(),
+        &[
+            "static",
+            "set",
+            "rule",
+            "policy=Lab CLI",
+            "name=Negotiate telnet",
+            &dir_arg,
+        ],
+        1,
+    );
+    assert!(err.contains("not a regular file"), "{err}");
+    let missing = format!("psk-file={}", a.path().join("none").display());
+    let err = fails(
+        a.path(),
+        &[
+            "static",
+            "set",
+            "rule",
+            "policy=Lab CLI",
+            "name=Negotiate telnet",
+            &missing,
+        ],
+        1,
+    );
+    assert!(err.contains("preshared key file"), "{err}");
+
+    // Mode 0600: the key (without its newline) replaces the old one, in order before
+    // Kerberos.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    set(a.path(), None);
+    let after = export(a.path());
+    assert!(after.contains(&format!("{key:?}")), "{after}");
+    assert!(!after.contains(KEY), "old key kept: {after}");
+    let shown = ok(a.path(), &["static", "show", "policy", "name=Lab CLI"]);
+    assert!(shown.contains("preshared-key, kerberos"), "{shown}");
+}

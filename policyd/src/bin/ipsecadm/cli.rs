@@ -321,6 +321,10 @@ pub(crate) struct AuthArgs {
     /// Preshared key authentication (repeatable).
     #[arg(long, action = ArgAction::Append, value_name = "KEY")]
     pub(crate) psk: Vec<String>,
+    /// Preshared key read from a file (repeatable): a regular file not accessible by group
+    /// or others; one trailing newline is dropped. Keeps the key out of the process list.
+    #[arg(long, action = ArgAction::Append, value_parser = parse::psk_file, value_name = "PATH")]
+    pub(crate) psk_file: Vec<ipsec_policy::AuthMethod>,
     /// Certificate authentication: "CA-DN [certmap:yes|no] [excludecaname:yes|no]" (repeatable).
     #[arg(long, action = ArgAction::Append, value_parser = parse::rootca, value_name = "CA")]
     pub(crate) rootca: Vec<ipsec_policy::AuthMethod>,
@@ -328,7 +332,10 @@ pub(crate) struct AuthArgs {
 
 impl AuthArgs {
     pub(crate) fn given(&self) -> bool {
-        self.kerberos.is_some() || !self.psk.is_empty() || !self.rootca.is_empty()
+        self.kerberos.is_some()
+            || !self.psk.is_empty()
+            || !self.psk_file.is_empty()
+            || !self.rootca.is_empty()
     }
 }
 

@@ -441,42 +441,40 @@ fn show_stats(ctx: &Ctx) -> Result<()> {
         }));
         return Ok(());
     }
-    print!(
-        "{}",
-        fields(&[
-            ("Kernel interface", k.backend_name().into()),
-            ("SPD inbound", spd.inbound.to_string()),
-            ("SPD outbound", spd.outbound.to_string()),
-            ("SPD forward", spd.forward.to_string()),
-            (
-                "SPD socket in/out",
-                format!("{}/{}", spd.socket_inbound, spd.socket_outbound)
+    let mut pairs = vec![
+        ("Kernel interface", k.backend_name().into()),
+        ("SPD inbound", spd.inbound.to_string()),
+        ("SPD outbound", spd.outbound.to_string()),
+        ("SPD forward", spd.forward.to_string()),
+        (
+            "SPD socket in/out",
+            format!("{}/{}", spd.socket_inbound, spd.socket_outbound),
+        ),
+        (
+            "Policies (owned)",
+            format!("{} ({owned_policies})", policies.len()),
+        ),
+        (
+            "Quick-mode SAs (owned)",
+            format!("{} ({owned_sas})", sas.len()),
+        ),
+        (
+            "ESP / AH / IPComp SAs",
+            format!(
+                "{} / {} / {}",
+                count(SecurityProtocol::Esp),
+                count(SecurityProtocol::Ah),
+                count(SecurityProtocol::Comp)
             ),
-            (
-                "Policies (owned)",
-                format!("{} ({owned_policies})", policies.len())
-            ),
-            (
-                "Quick-mode SAs (owned)",
-                format!("{} ({owned_sas})", sas.len())
-            ),
-            (
-                "ESP / AH / IPComp SAs",
-                format!(
-                    "{} / {} / {}",
-                    count(SecurityProtocol::Esp),
-                    count(SecurityProtocol::Ah),
-                    count(SecurityProtocol::Comp)
-                )
-            ),
-            ("Bytes (all SAs)", bytes.to_string()),
-            ("Packets (all SAs)", packets.to_string()),
-        ])
-    );
+        ),
+        ("Bytes (all SAs)", bytes.to_string()),
+        ("Packets (all SAs)", packets.to_string()),
+    ];
     match &ike {
-        Ok(s) => print!("{}", crate::ikdctl::statistics_fields(s)),
-        Err(e) => println!("IKE (ikd): not available: {e}"),
+        Ok(s) => pairs.extend(crate::ikdctl::statistics_pairs(s)),
+        Err(e) => pairs.push(("IKE (ikd)", format!("not available: {e}"))),
     }
+    print!("{}", fields(&pairs));
     Ok(())
 }
 

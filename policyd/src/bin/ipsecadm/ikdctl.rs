@@ -5,7 +5,7 @@ use ipsec_control::{Client, IkeStatistics, Request, Response};
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::output::{fields, print_json, Table};
+use crate::output::{print_json, Table};
 use crate::Ctx;
 
 fn call(ctx: &Ctx, req: &Request) -> Result<Response> {
@@ -35,8 +35,8 @@ pub(crate) fn statistics(ctx: &Ctx) -> Result<IkeStatistics> {
 }
 
 /// The IKE lines of `show stats`.
-pub(crate) fn statistics_fields(s: &IkeStatistics) -> String {
-    fields(&[
+pub(crate) fn statistics_pairs(s: &IkeStatistics) -> Vec<(&'static str, String)> {
+    vec![
         (
             "IKE main-mode SAs (established)",
             format!("{} ({})", s.isakmp_sas, s.established_isakmp_sas),
@@ -63,7 +63,7 @@ pub(crate) fn statistics_fields(s: &IkeStatistics) -> String {
         ("IKE retransmissions", s.retransmissions.to_string()),
         ("New main modes rate-limited", s.rate_limited.to_string()),
         ("ikd uptime (s)", s.uptime_seconds.to_string()),
-    ])
+    ]
 }
 
 /// `dynamic show mmsas`.

@@ -51,7 +51,7 @@ fn netsh_style(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
         if i > 0 && !value_expected {
             if let Some((k, v)) = arg.to_str().and_then(|s| s.split_once('=')) {
                 if k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                    && k.chars().all(|c| c.is_ascii_alphanumeric())
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 {
                     out.push(OsString::from(format!("--{}={v}", k.to_ascii_lowercase())));
                     continue;
@@ -84,7 +84,7 @@ fn indices<'a>(m: &'a ArgMatches, id: &str) -> Result<Option<clap::parser::Indic
     }
 }
 
-/// `--kerberos`, `--psk` and `--rootca` in the order given.
+/// `--kerberos`, `--psk`, `--psk-file` and `--rootca` in the order given.
 fn auth_order(m: &ArgMatches) -> Vec<AuthMethod> {
     let mut items: Vec<(usize, AuthMethod)> = Vec::new();
     if let (Ok(Some(true)), Ok(Some(mut idx))) = (
@@ -104,11 +104,13 @@ fn auth_order(m: &ArgMatches) -> Vec<AuthMethod> {
             ));
         }
     }
-    if let (Ok(Some(values)), Ok(Some(idx))) =
-        (m.try_get_many::<AuthMethod>("rootca"), indices(m, "rootca"))
-    {
-        for (v, i) in values.zip(idx) {
-            items.push((i, v.clone()));
+    for id in ["psk_file", "rootca"] {
+        if let (Ok(Some(values)), Ok(Some(idx))) =
+            (m.try_get_many::<AuthMethod>(id), indices(m, id))
+        {
+            for (v, i) in values.zip(idx) {
+                items.push((i, v.clone()));
+            }
         }
     }
     items.sort_by_key(|(i, _)| *i);

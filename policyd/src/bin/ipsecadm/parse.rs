@@ -430,6 +430,42 @@ pub(crate) fn boot_exemptions_string(list: &[BootExemption]) -> String {
 
 /// A root CA for certificate authentication: `"<CA DN> [certmap:yes|no] [excludecaname:yes|no]"`
 /// (the options at the end, as netsh writes them).
+/// `--psk-file PATH`: the preshared key in a regular file that group and others cannot
+/// access (like ssh's private keys); one trailing newline (LF or CRLF) is dropped.
+pub(crate) fn psk_file(path: &str) -> Result<ipsec_policy::AuthMethod, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let fail = |why: String| format!("preshared key file {path}: {why}");
+    let mut f = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let md = f.metadata().map_err(|e| fail(e.to_string()))?;
+    if !md.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    let mode = md.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(fail(format!(
+            "mode {mode:04o} lets group or others read it (chmod 600 {path})"
+        )));
+    }
+    // Sized up front so reading does not leave reallocated copies of the key behind; the
+    // buffer is zeroized on drop (inside the Secret).
+    let cap = usize::try_from(md.len()).unwrap_or(0).saturating_add(1);
+    let mut read = String::with_capacity(cap);
+    let result = f.read_to_string(&mut read);
+    let read = ipsec_policy::Secret::new(read);
+    result.map_err(|e| fail(format!("{e} (the key must be UTF-8 text)")))?;
+    let text = read.expose();
+    let text = text
+        .strip_suffix('\n')
+        .map_or(text, |t| t.strip_suffix('\r').unwrap_or(t));
+    if text.is_empty() {
+        return Err(fail("empty".into()));
+    }
+    Ok(ipsec_policy::AuthMethod::PresharedKey {
+        key: ipsec_policy::PresharedKey::Secret(ipsec_policy::Secret::new(text)),
+    })
+}
+
 pub(crate) fn rootca(s: &str) -> Result<ipsec_policy::AuthMethod, String> {
     let mut ca = s.trim().to_owned();
     let mut map_to_account = false;

@@ -69,6 +69,10 @@ mod tests {
             Request::ShowMainModeSas,
             Request::ShowQuickModeSas,
             Request::ShowStatistics,
+            Request::PeerUnreachable {
+                local: "192.0.2.11".parse().expect("ip"),
+                peer: "2001:db8::2".parse().expect("ip"),
+            },
         ];
         for m in msgs {
             let f = encode_frame(&m).expect("encode");

@@ -39,4 +39,4 @@ pub use error::{DecodeError, Error};
 pub use message::{
     ErrorCode, IkeStatistics, MainModeSa, QuickModeSa, Request, Response, MAX_VERSION, MIN_VERSION,
 };
-pub use socket::{Client, Listener, DEFAULT_DIR, IKD_SOCKET};
+pub use socket::{Client, Listener, DEFAULT_DIR, IKD_SOCKET, POLICYD_SOCKET};

@@ -31,6 +31,17 @@ pub enum Request {
     ShowQuickModeSas,
     /// ikd: its IKE counters.
     ShowStatistics,
+    /// ikd to policyd: `peer` did not answer IKE for traffic from `local` (an ACQUIRE
+    /// whose main mode got no reply within ikd's fall-back delay). policyd lets that
+    /// traffic pass in clear if the matching rule's filter action allows unsecured
+    /// communication with non-IPsec-aware computers (fall back to clear, a "soft SA").
+    #[serde(rename_all = "kebab-case")]
+    PeerUnreachable {
+        /// Our address.
+        local: IpAddr,
+        /// The silent peer.
+        peer: IpAddr,
+    },
     /// A request type this version does not know (decoded from any other `type`).
     #[serde(other)]
     Unknown,
@@ -44,6 +55,7 @@ impl Request {
             Self::ShowMainModeSas => "show-main-mode-sas",
             Self::ShowQuickModeSas => "show-quick-mode-sas",
             Self::ShowStatistics => "show-statistics",
+            Self::PeerUnreachable { .. } => "peer-unreachable",
             Self::Unknown => "unknown",
         }
     }
@@ -76,6 +88,15 @@ pub enum Response {
         /// The counters.
         statistics: IkeStatistics,
     },
+    /// The answer to [`Request::PeerUnreachable`] when traffic with the peer now passes
+    /// in clear.
+    #[serde(rename_all = "kebab-case")]
+    FellBackToClear {
+        /// Kernel policies installed (outbound and inbound).
+        policies: u32,
+        /// They go after this many seconds without traffic.
+        idle_seconds: u32,
+    },
     /// The request failed.
     Error {
         /// Machine-readable reason.
@@ -96,6 +117,7 @@ impl Response {
             Self::MainModeSas { .. } => "main-mode-sas",
             Self::QuickModeSas { .. } => "quick-mode-sas",
             Self::Statistics { .. } => "statistics",
+            Self::FellBackToClear { .. } => "fell-back-to-clear",
             Self::Error { .. } => "error",
             Self::Unknown => "unknown",
         }
@@ -114,6 +136,9 @@ pub enum ErrorCode {
     Unsupported,
     /// The server failed to carry out the request.
     Failed,
+    /// The request was understood and refused by policy (e.g. no rule allows falling back
+    /// to clear for that peer).
+    Denied,
 }
 
 impl fmt::Display for ErrorCode {
@@ -123,6 +148,7 @@ impl fmt::Display for ErrorCode {
             Self::Handshake => "handshake",
             Self::Unsupported => "unsupported",
             Self::Failed => "failed",
+            Self::Denied => "denied",
         })
     }
 }

@@ -20,6 +20,8 @@ use crate::message::{ErrorCode, Request, Response, MAX_VERSION, MIN_VERSION};
 pub const DEFAULT_DIR: &str = "/run/ipsec";
 /// ikd's socket name in the directory.
 pub const IKD_SOCKET: &str = "ikd.sock";
+/// policyd's socket name in the directory.
+pub const POLICYD_SOCKET: &str = "policyd.sock";
 /// How long one connection may take to send a frame or accept one: a stuck or malicious
 /// local client cannot hold a daemon's loop longer than this.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -178,6 +180,12 @@ impl Listener {
             path: path.to_owned(),
             allowed: vec![0],
         })
+    }
+
+    /// Makes [`Listener::accept`] wait for a connection (for a server thread) or not (for
+    /// an event loop that polls [`Listener::raw_fd`], the default).
+    pub fn set_blocking(&self, blocking: bool) -> Result<(), Error> {
+        Ok(self.inner.set_nonblocking(!blocking)?)
     }
 
     /// Replaces the allowed uids (default: only 0).

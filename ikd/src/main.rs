@@ -34,6 +34,7 @@ mod bench;
 mod config;
 mod control;
 mod convert;
+mod fallback;
 mod kernel;
 mod net;
 
@@ -42,7 +43,7 @@ use config::{Config, KernelBackend, PolicyMode, StartMode};
 use kernel::Kernel;
 use net::{IkeSocket, Signals};
 
-const USAGE: &str = "usage: ikd [--config FILE] [--control SOCKET | --no-control]\n       (defaults /etc/ikd.conf, /run/ipsec/ikd.sock)\n       ikd --check-config FILE\n       ikd --config FILE --bench-initiate N [--inflight K] --connection NAME\n       ikd --version";
+const USAGE: &str = "usage: ikd [--config FILE] [--control SOCKET | --no-control] [--policyd SOCKET]\n       (defaults /etc/ikd.conf, /run/ipsec/ikd.sock)\n       ikd --check-config FILE\n       ikd --config FILE --bench-initiate N [--inflight K] --connection NAME\n       ikd --version";
 const DEFAULT_CONFIG: &str = "/etc/ikd.conf";
 /// The non-ESP marker in front of IKE on port 4500 (RFC 3948 §2.2).
 const NON_ESP_MARKER: [u8; 4] = [0; 4];
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut config_path = PathBuf::from(DEFAULT_CONFIG);
     let mut check_only = false;
+    let mut policyd_path: Option<PathBuf> = None;
     let mut control_path =
         Some(PathBuf::from(ipsec_control::DEFAULT_DIR).join(ipsec_control::IKD_SOCKET));
     let (mut bench_setups, mut bench_inflight, mut bench_connection) = (None, 1u32, None);
@@ -77,6 +79,13 @@ fn main() -> ExitCode {
                 }
             }
             "--no-control" => control_path = None,
+            "--policyd" => match it.next() {
+                Some(p) => policyd_path = Some(PathBuf::from(p)),
+                None => {
+                    eprintln!("ikd: --policyd needs a socket path\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "--control" => match it.next() {
                 Some(p) => control_path = Some(PathBuf::from(p)),
                 None => {
@@ -149,7 +158,7 @@ fn main() -> ExitCode {
     init_logging();
     // The benchmark is a one-shot client run: no control socket.
     let control_path = control_path.filter(|_| bench.is_none());
-    match run(config, bench, control_path) {
+    match run(config, bench, control_path, policyd_path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -180,12 +189,14 @@ struct Daemon {
     rate_limited: u64,
     bench: Option<Bench>,
     control: Option<control::Control>,
+    fallback: Option<fallback::FallBack>,
 }
 
 fn run(
     mut config: Config,
     bench: Option<BenchArgs>,
     control_path: Option<PathBuf>,
+    policyd_path: Option<PathBuf>,
 ) -> Result<(), String> {
     if config.kernel == KernelBackend::None {
         warn!("kernel = \"none\": SAs are kept in memory only, NO traffic is protected (benchmark/test backend)");
@@ -252,6 +263,7 @@ fn run(
         rate_limited: 0,
         bench: None,
         control: control_path.and_then(|p| control::Control::open(&p, Instant::now())),
+        fallback: policyd_path.map(fallback::FallBack::new),
     };
     let now = Instant::now();
     if let Some(args) = &bench {
@@ -343,7 +355,15 @@ impl Daemon {
             }
             let now = Instant::now();
             let deadline = self.endpoint.poll_timeout();
-            let mut timeout = deadline.map(|t| t.saturating_duration_since(now));
+            let fallback_at = self
+                .fallback
+                .as_ref()
+                .and_then(fallback::FallBack::deadline);
+            let wake = match (deadline, fallback_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let mut timeout = wake.map(|t| t.saturating_duration_since(now));
             if self.bench.is_some() {
                 // Wake up now and then to notice a stalled run.
                 timeout =
@@ -379,6 +399,9 @@ impl Daemon {
             }
             if deadline.is_some_and(|d| d <= Instant::now()) {
                 self.endpoint.handle_timeout(Instant::now());
+            }
+            if let Some(f) = &mut self.fallback {
+                f.due(Instant::now(), &self.endpoint);
             }
             if now.duration_since(last_cleanup) > Duration::from_secs(60) {
                 if let Some(l) = &self.limiter {
@@ -495,7 +518,12 @@ impl Daemon {
                     local,
                     remote,
                     selector,
-                } => info!(%local, %remote, ?selector, "ACQUIRE"),
+                } => {
+                    info!(%local, %remote, ?selector, "ACQUIRE");
+                    if let Some(f) = &mut self.fallback {
+                        f.acquire(now, *local, *remote);
+                    }
+                }
                 KernelEvent::Expire {
                     spi,
                     destination,

@@ -6,6 +6,7 @@
 //! `man 8 policyd` documents the options.
 
 mod boot;
+mod control;
 mod ikdconf;
 mod interfaces;
 mod service;
@@ -167,12 +168,14 @@ fn read_store(dir: &Path) -> Result<StoreView, StoreError> {
 }
 
 /// Events of the service loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Event {
     Hangup,
     Terminate,
     Child,
     Interfaces,
+    /// A request on the control socket.
+    Control(control::Query),
 }
 
 struct RealEffects {
@@ -257,6 +260,11 @@ impl Effects for RealEffects {
                     path.into_os_string(),
                     "--control".into(),
                     control.into_os_string(),
+                    "--policyd".into(),
+                    self.options
+                        .control_dir
+                        .join(ipsec_control::POLICYD_SOCKET)
+                        .into_os_string(),
                 ],
             );
             s.start();
@@ -270,6 +278,35 @@ impl Effects for RealEffects {
             s.stop();
         }
     }
+}
+
+/// After ikd died: removes the SAs in the stack's reqid band. The next ikd does not know
+/// them, so it could neither rekey nor delete them, and the peer would keep using keys
+/// nobody manages. The kernel policies stay, so the traffic they secure is held (never
+/// sent in clear) until the new ikd negotiates again on the next ACQUIRE, with
+/// INITIAL-CONTACT, which makes the peer drop its side of the old SAs.
+fn remove_orphaned_sas(kernel: &mut dyn KernelInterface) {
+    let own = pfkey::Ownership::default();
+    let sas = match kernel.dump_sas() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list the SAs of the dead ikd");
+            return;
+        }
+    };
+    let mut removed = 0;
+    for sa in sas.iter().filter(|s| own.owns_sa(s)) {
+        match kernel.delete_sa(&sa.id) {
+            Ok(()) => removed += 1,
+            Err(e) if e.is_not_found() => {}
+            Err(e) => tracing::warn!(spi = %format_args!("{:08x}", sa.id.spi), error = %e,
+                "cannot remove an SA of the dead ikd"),
+        }
+    }
+    tracing::info!(
+        sas = removed,
+        "SAs of the dead ikd removed; the next ikd renegotiates"
+    );
 }
 
 fn boot_only(o: &Options) -> ExitCode {
@@ -354,6 +391,15 @@ fn run(o: Options) -> ExitCode {
     };
     let pid_file = o.pid_file.clone();
     let poll_override = o.poll_interval;
+    let control_path = o.control_dir.join(ipsec_control::POLICYD_SOCKET);
+    // Before ikd starts, so its first question finds the socket.
+    let control_ok = match control::start(&control_path, tx.clone(), Event::Control) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "no control socket: ikd cannot report silent peers");
+            false
+        }
+    };
     let mut fx = RealEffects {
         options: o,
         kernel,
@@ -387,11 +433,19 @@ fn run(o: Options) -> ExitCode {
                 // Debounce: one re-read after a burst of notifications.
                 interfaces_at.get_or_insert_with(|| Instant::now() + Duration::from_millis(200));
             }
+            Ok(Event::Control(q)) => {
+                let _ = q
+                    .reply
+                    .send(control::answer(&mut agent, &mut fx, &q.request));
+            }
             Ok(Event::Child) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if let Some(s) = &mut fx.ikd {
             s.poll();
+            if s.take_exited() {
+                remove_orphaned_sas(fx.kernel.as_mut());
+            }
         }
         let now = Instant::now();
         if interfaces_at.is_some_and(|t| now >= t) {
@@ -405,6 +459,9 @@ fn run(o: Options) -> ExitCode {
     }
     tracing::info!("stopping: service stopped by the administrator (operational mode permit)");
     agent.shutdown(&mut fx);
+    if control_ok {
+        let _ = std::fs::remove_file(&control_path);
+    }
     let _ = std::fs::remove_file(&pid_file);
     ExitCode::SUCCESS
 }

@@ -277,6 +277,8 @@ pub(crate) struct Agent {
     snapshot: InterfaceSnapshot,
     reqids: BTreeMap<Uuid, u32>,
     applied: Option<Applied0>,
+    /// The kernel state of the last successful apply (for the fall-back-to-clear hook).
+    desired: Option<DesiredState>,
     steps: Vec<Step>,
 }
 
@@ -324,6 +326,7 @@ impl Agent {
             snapshot: InterfaceSnapshot::default(),
             reqids: BTreeMap::new(),
             applied: None,
+            desired: None,
             steps: Vec::new(),
         }
     }
@@ -490,6 +493,7 @@ impl Agent {
         }
         self.mode = OperationalMode::Block;
         self.applied = None;
+        self.desired = None;
         self.step(Step::EnterBlock);
     }
 
@@ -568,6 +572,7 @@ impl Agent {
             return Err(ApplyError::Assigned(e));
         }
         self.reqids = desired.reqids.clone();
+        self.desired = Some(desired.clone());
         self.state = state;
         self.polling = match found.as_ref() {
             Some((r, _)) => self.polling_override.unwrap_or_else(|| {
@@ -670,7 +675,57 @@ impl Agent {
         }
         self.mode = OperationalMode::Permit;
         self.applied = None;
+        self.desired = None;
     }
+
+    /// ikd reports that `peer` does not answer IKE (seed: fall back to clear, "soft SA").
+    /// For every outbound filter of the applied policies whose action allows unsecured
+    /// communication with non-IPsec-aware computers and whose destination covers `peer`,
+    /// installs the agent's fall-back policies ([`DesiredState::fall_back_to_clear`]):
+    /// narrow `allow` policies for that peer with an idle lifetime, which later applies
+    /// keep. Returns how many kernel policies were installed.
+    pub(crate) fn fall_back_to_clear(
+        &mut self,
+        fx: &mut dyn Effects,
+        peer: std::net::IpAddr,
+    ) -> Result<usize, FallBackError> {
+        let desired = self.desired.as_ref().ok_or(FallBackError::NotApplied)?;
+        let soft: Vec<pfkey::Policy> = desired
+            .entries
+            .iter()
+            .filter(|e| e.fall_back_to_clear && e.policy.id.direction == pfkey::Direction::Out)
+            .filter_map(|e| desired.fall_back_to_clear(&e.policy.id, peer).ok())
+            .flatten()
+            .collect();
+        if soft.is_empty() {
+            return Err(FallBackError::NotAllowed(peer));
+        }
+        let mut installed = 0;
+        for p in &soft {
+            fx.kernel()
+                .update_policy(p)
+                .map_err(|e| FallBackError::Kernel(e.to_string()))?;
+            installed += 1;
+        }
+        tracing::warn!(%peer, policies = installed,
+            idle_s = ipsec_agent::compile::SOFT_CLEAR_IDLE_SECONDS,
+            "peer does not answer IKE: falling back to clear (soft SA)");
+        Ok(installed)
+    }
+}
+
+/// Why [`Agent::fall_back_to_clear`] installed nothing.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FallBackError {
+    /// No policy is applied.
+    #[error("no policy is applied")]
+    NotApplied,
+    /// No applied filter towards the peer allows falling back to clear.
+    #[error("no rule allowing unsecured communication with non-IPsec-aware computers covers {0}")]
+    NotAllowed(std::net::IpAddr),
+    /// The kernel refused a policy.
+    #[error("kernel: {0}")]
+    Kernel(String),
 }
 
 #[cfg(test)]

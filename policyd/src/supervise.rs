@@ -67,6 +67,7 @@ pub(crate) struct Supervisor {
     restart_at: Option<Instant>,
     backoff: Backoff,
     restarts: u64,
+    exited: bool,
 }
 
 impl Supervisor {
@@ -79,6 +80,7 @@ impl Supervisor {
             restart_at: None,
             backoff: Backoff::default(),
             restarts: 0,
+            exited: false,
         }
     }
 
@@ -131,6 +133,7 @@ impl Supervisor {
                     self.child = None;
                     self.restart_at = Some(Instant::now() + delay);
                     self.restarts += 1;
+                    self.exited = true;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot check ikd");
@@ -149,6 +152,11 @@ impl Supervisor {
             Some(at) => Status::Waiting(at),
             None => Status::Idle,
         }
+    }
+
+    /// Whether the child died (was reaped by [`Supervisor::poll`]) since the last call.
+    pub(crate) fn take_exited(&mut self) -> bool {
+        std::mem::take(&mut self.exited)
     }
 
     /// When the loop must wake up next for this supervisor.
@@ -268,6 +276,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(s.restarts(), 1);
+        assert!(s.take_exited(), "the death is reported once");
+        assert!(!s.take_exited());
         assert!(matches!(s.poll(), Status::Waiting(_) | Status::Running(_)));
 
         let mut s = Supervisor::new("/bin/sh".into(), vec!["-c".into(), "sleep 30".into()]);

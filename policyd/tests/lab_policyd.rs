@@ -164,6 +164,10 @@ impl Setup {
             })
             .collect()
     }
+    /// The control socket directory (the guest's /tmp is a tmpfs: sockets work there).
+    fn control_dir(&self) -> PathBuf {
+        self.dir.path().join("ctl")
+    }
     fn pid_file(&self) -> PathBuf {
         self.dir.path().join("policyd.pid")
     }
@@ -194,6 +198,8 @@ impl Setup {
             .arg(self.pid_file())
             .arg("--run-dir")
             .arg(self.dir.path().join("run"))
+            .arg("--control-dir")
+            .arg(self.control_dir())
             .args(["--poll-interval", "1"])
             .env("RUST_LOG", "policyd=debug")
             .stdout(Stdio::null())
@@ -481,8 +487,15 @@ fn a_killed_ikd_is_restarted() {
         .ikd_pids()
         .is_empty()));
     let (first, args) = s.ikd_pids()[0].clone();
-    assert!(args.starts_with("--config "), "{args}");
-    let conf = PathBuf::from(args.trim_start_matches("--config "));
+    let words: Vec<&str> = args.split(' ').collect();
+    assert_eq!(words.first(), Some(&"--config"), "{args}");
+    let conf = PathBuf::from(words.get(1).copied().unwrap_or_default());
+    // ikd gets its control socket in the agent's control directory.
+    let control = s.control_dir().join("ikd.sock");
+    assert!(
+        args.contains(&format!("--control {}", control.display())),
+        "{args}"
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&conf)
         .expect("ikd.conf")
@@ -557,4 +570,328 @@ fn sigterm_removes_owned_policies_and_leaves_a_foreign_one() {
         "only the foreign policy: {spd}"
     );
     assert!(!s.pid_file().exists(), "pid file removed");
+}
+
+/// Adds to the lab policy `policy` a rule negotiating ICMP with `peer` (a mirrored filter,
+/// the negotiating rule's filter action and preshared key), so that pings are negotiated
+/// too. A rule of its own: it gets its own reqid (ikd.conf wants one per connection).
+fn negotiate_icmp_too(s: &Setup, policy: &str, peer: std::net::IpAddr) {
+    s.store()
+        .update(Location::Local, |c| {
+            let p = c.set.policy_by_name(policy).expect("lab policy").clone();
+            let template = p
+                .rules
+                .iter()
+                .find(|r| r.name.starts_with("Negotiate"))
+                .expect("negotiating rule")
+                .clone();
+            let list = FilterList {
+                id: Uuid::from_u128(0x1c4d_0000_0000_0000_0000_0000_0000_0001),
+                version: 1,
+                name: "Lab ICMP with the peer".into(),
+                description: String::new(),
+                filters: vec![Filter {
+                    id: Uuid::from_u128(0x1c4d_0000_0000_0000_0000_0000_0000_0002),
+                    version: 1,
+                    description: "ICMP with the peer".into(),
+                    source: Endpoint::MyAddress,
+                    destination: Endpoint::Address(peer),
+                    mirrored: true,
+                    protocol: Protocol::ICMP,
+                    source_port: 0,
+                    destination_port: 0,
+                }],
+            };
+            let rule = Rule {
+                id: Uuid::from_u128(0x1c4d_0000_0000_0000_0000_0000_0000_0003),
+                name: "Negotiate ICMP with the peer".into(),
+                filter_list: list.id,
+                ..template
+            };
+            c.set.filter_lists.push(list);
+            let policy = c
+                .set
+                .policies
+                .iter_mut()
+                .find(|q| q.id == p.id)
+                .expect("policy");
+            policy.rules.push(rule);
+            c.assigned = Some(p.id);
+            Ok(())
+        })
+        .expect("update");
+}
+
+/// The PIDs of the processes named `ikd` whose parent is `parent`.
+fn ikd_children(parent: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some((comm, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if comm.ends_with("(ikd") && ppid == Some(parent) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// The quick-mode SAs ikd reports on its control socket (none when it does not answer).
+fn ikd_qm_spis(s: &Setup) -> Vec<String> {
+    use ipsec_control::{Client, Request, Response};
+    let path = s.control_dir().join(ipsec_control::IKD_SOCKET);
+    let Ok(mut c) = Client::connect(&path, "lab_policyd") else {
+        return Vec::new();
+    };
+    match c.call(&Request::ShowQuickModeSas) {
+        Ok(Response::QuickModeSas { sas }) => sas
+            .into_iter()
+            .flat_map(|s| [s.inbound_spi, s.outbound_spi])
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The owned, keyed SAs in `ns`'s kernel (not the kernel's larval ACQUIRE states, SPI 0):
+/// (SPI as 8 hex digits, packets).
+fn owned_sas(ns: &str) -> Vec<(String, u64)> {
+    use pfkey::KernelInterface;
+    let own = pfkey::Ownership::default();
+    support::in_netns(ns, || {
+        let mut k = pfkey::xfrm::XfrmKernel::open().expect("xfrm");
+        k.dump_sas()
+            .expect("dump SAs")
+            .into_iter()
+            .filter(|s| own.owns_sa(s) && s.id.spi != 0)
+            .map(|s| (format!("{:08x}", s.id.spi), s.current.packets))
+            .collect()
+    })
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn a_killed_real_ikd_is_restarted_and_pings_resume_over_new_sas() {
+    let ikd = Path::new(POLICYD).with_file_name("ikd");
+    assert!(
+        ikd.is_file(),
+        "{} missing: build it first (cargo build -p ikd)",
+        ikd.display()
+    );
+    let hosts = Hosts::create(2);
+    let (h1, h2) = (hosts.ns(1), hosts.ns(2));
+    let (s1, s2) = (Setup::new(), Setup::new());
+    for (s, policy, peer) in [
+        (&s1, LAB_ANDY, hosts.addr(2)),
+        (&s2, ipsec_policy::defaults::LAB_BETTY, hosts.addr(1)),
+    ] {
+        s.boot_mode(BootMode::Permit, vec![]);
+        s.assign_local(policy);
+        negotiate_icmp_too(s, policy, peer);
+    }
+    let a1 = s1.agent(&h1, Some(&ikd));
+    let _a2 = s2.agent(&h2, Some(&ikd));
+    let logs = || format!("h1:\n{}\nh2:\n{}", s1.log(), s2.log());
+    for ns in [&h1, &h2] {
+        assert!(
+            wait_until(Duration::from_secs(30), || xfrm_policies(ns)
+                .contains("proto icmp")),
+            "{ns}: policy not applied\n{}",
+            logs()
+        );
+    }
+
+    // Negotiated: the first pings raise the ACQUIRE.
+    assert!(
+        wait_until(Duration::from_secs(90), || ping(&h1, hosts.addr(2), 1)),
+        "pings never crossed\n{}",
+        logs()
+    );
+    let old: Vec<String> = owned_sas(&h1).into_iter().map(|(spi, _)| spi).collect();
+    assert_eq!(old.len(), 2, "{old:?}");
+    let reported = ikd_qm_spis(&s1);
+    assert!(
+        old.iter().all(|spi| reported.contains(spi)),
+        "ikd reports {reported:?}, the kernel holds {old:?}"
+    );
+    let first = ikd_children(a1.pid());
+    assert_eq!(first.len(), 1, "h1's ikd: {first:?}");
+
+    // Continuous pings from h1 while its ikd is killed.
+    let pinger = Command::new(IP)
+        .args([
+            "netns", "exec", &h1, "ping", "-n", "-O", "-i", "0.2", "-W", "1",
+        ])
+        .arg(hosts.addr(2).to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ping");
+    std::thread::sleep(Duration::from_secs(2));
+    // The ikd is the agent's child, our grandchild: kill it by PID.
+    assert!(Command::new("kill")
+        .args(["-KILL", &first[0].to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let killed_at = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let now = ikd_children(a1.pid());
+            now.len() == 1 && now[0] != first[0]
+        }),
+        "ikd not restarted\n{}",
+        logs()
+    );
+    // New SAs (none of the old SPIs) carry the pings again, on both hosts.
+    let renegotiated = wait_until(Duration::from_secs(90), || {
+        let now = owned_sas(&h1);
+        now.len() == 2
+            && now.iter().all(|(spi, _)| !old.contains(spi))
+            && now.iter().all(|(_, packets)| *packets > 0)
+    });
+    let resumed_after = killed_at.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = Command::new("kill")
+        .args(["-INT", &pinger.id().to_string()])
+        .status();
+    let out = pinger.wait_with_output().expect("ping output");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        renegotiated,
+        "no new SAs on h1: {:?} (old {old:?})\nping:\n{text}\n{}",
+        owned_sas(&h1),
+        logs()
+    );
+    let replies: Vec<u64> = text
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| l.split("icmp_seq=").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    let lost = text.lines().filter(|l| l.contains("no answer yet")).count();
+    let last = *replies.last().expect("no ping reply at all");
+    let first_lost = text
+        .lines()
+        .find(|l| l.contains("no answer yet"))
+        .and_then(|l| {
+            l.split("icmp_seq=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        });
+    eprintln!(
+        "ikd killed: {} replies, {lost} lost, traffic over new SAs {:.1} s after the kill",
+        replies.len(),
+        resumed_after.as_secs_f64()
+    );
+    // Replies again after the loss: traffic resumed.
+    assert!(
+        first_lost.is_some_and(|f| last > f),
+        "no replies after the loss\n{text}"
+    );
+    // h2 dropped the old SAs (INITIAL-CONTACT from the new ikd) and holds the new ones.
+    let h2_ok = wait_until(Duration::from_secs(10), || {
+        let now = owned_sas(&h2);
+        now.len() == 2 && now.iter().all(|(spi, _)| !old.contains(spi))
+    });
+    assert!(
+        h2_ok,
+        "h2's SAs: {:?} (old {old:?})\n{}",
+        owned_sas(&h2),
+        logs()
+    );
+    assert!(
+        s1.log().contains("SAs of the dead ikd removed"),
+        "{}",
+        s1.log()
+    );
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn a_peer_without_ipsec_gets_clear_traffic_when_the_action_allows_fall_back() {
+    let ikd = Path::new(POLICYD).with_file_name("ikd");
+    assert!(
+        ikd.is_file(),
+        "{} missing: build it first (cargo build -p ikd)",
+        ikd.display()
+    );
+    let hosts = Hosts::create(2);
+    let (h1, h2) = (hosts.ns(1), hosts.ns(2));
+    let s = Setup::new();
+    s.boot_mode(BootMode::Permit, vec![]);
+    s.assign_local(LAB_ANDY);
+    negotiate_icmp_too(&s, LAB_ANDY, hosts.addr(2));
+    // "Allow unsecured communication with non-IPsec-aware computers".
+    s.store()
+        .update(Location::Local, |c| {
+            for a in &mut c.set.filter_actions {
+                if let Action::Negotiate(n) = &mut a.action {
+                    n.fall_back_to_clear = true;
+                }
+            }
+            Ok(())
+        })
+        .expect("update");
+    // h2 runs no IPsec at all.
+    let _a1 = s.agent(&h1, Some(&ikd));
+    assert!(
+        wait_until(Duration::from_secs(30), || xfrm_policies(&h1)
+            .contains("reqid")),
+        "policy not applied\n{}",
+        s.log()
+    );
+    let cap = support::Capture::start(&h1, "eth0");
+    let started = Instant::now();
+    // The first pings raise the ACQUIRE and are held; h2 never answers IKE; after ikd's
+    // fall-back delay policyd installs the soft policies and pings pass in clear.
+    let passed = wait_until(Duration::from_secs(60), || ping(&h1, hosts.addr(2), 1));
+    let after = started.elapsed();
+    assert!(passed, "pings never passed\n{}", s.log());
+    assert!(ping(&h1, hosts.addr(2), 3), "pings stopped passing");
+    let (sum, text) = cap.stop_with_text();
+    eprintln!(
+        "fell back to clear {:.1} s after the first ping",
+        after.as_secs_f64()
+    );
+    assert!(sum.icmp_clear >= 2, "{sum:?}\n{text}");
+    assert_eq!(sum.esp, 0, "{text}");
+    assert!(
+        text.contains("isakmp") || text.contains(".500 "),
+        "ikd tried IKE first:\n{text}"
+    );
+    // The soft policies: allow, for that peer only, with the idle lifetime, both ways.
+    let peer = hosts.addr(2);
+    let soft: Vec<pfkey::Policy> = support::in_netns(&h1, || {
+        use pfkey::KernelInterface;
+        let mut k = pfkey::xfrm::XfrmKernel::open().expect("xfrm");
+        k.dump_policies().expect("dump policies")
+    })
+    .into_iter()
+    .filter(|p| {
+        p.action == pfkey::PolicyAction::Allow
+            && p.lifetime.hard_use_seconds == Some(300)
+            && (p.id.selector.destination.addr == peer || p.id.selector.source.addr == peer)
+    })
+    .collect();
+    assert!(
+        soft.iter().any(|p| p.id.direction == pfkey::Direction::Out)
+            && soft.iter().any(|p| p.id.direction == pfkey::Direction::In),
+        "{soft:?}\n{}",
+        xfrm_policies(&h1)
+    );
+    let log = s.log();
+    assert!(log.contains("falling back to clear"), "{log}");
+    assert!(log.contains("peer does not answer IKE"), "{log}");
+    assert!(owned_sas(&h1).is_empty(), "no SA with a silent peer");
+    let _ = h2;
 }

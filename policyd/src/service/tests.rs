@@ -489,3 +489,65 @@ fn boot_mode_and_exemptions_come_from_the_settings() {
     }
     assert_eq!(a.polling_interval(), Duration::from_secs(5));
 }
+
+#[test]
+fn fall_back_to_clear_only_where_the_filter_action_allows_it() {
+    let betty = ipsec_policy::defaults::LAB_BETTY;
+    let andy: IpAddr = "192.0.2.11".parse().expect("ip");
+    let mut a = agent();
+    let mut fx = Fake::new(view(Some(betty), None));
+    fx.snapshot = snapshot(&["192.0.2.12"]);
+    assert!(matches!(
+        a.fall_back_to_clear(&mut fx, andy),
+        Err(FallBackError::NotApplied)
+    ));
+    a.start(&mut fx);
+    // The lab action does not allow unsecured communication: nothing installed.
+    let before = fx.policies();
+    assert!(matches!(
+        a.fall_back_to_clear(&mut fx, andy),
+        Err(FallBackError::NotAllowed(p)) if p == andy
+    ));
+    assert_eq!(fx.policies(), before);
+
+    // Allow it: the soft policies for Andy, allow in both directions with the idle lifetime.
+    let mut v = view(Some(betty), None);
+    for f in &mut v.local.set.filter_actions {
+        if let ipsec_policy::Action::Negotiate(n) = &mut f.action {
+            n.fall_back_to_clear = true;
+        }
+    }
+    fx.view = Ok(v);
+    a.poll(&mut fx);
+    let n = a.fall_back_to_clear(&mut fx, andy).expect("fall back");
+    assert!(n >= 2, "{n}");
+    let soft: Vec<KPolicy> = fx
+        .policies()
+        .into_iter()
+        .filter(|p| p.action == PolicyAction::Allow)
+        .collect();
+    assert!(soft.iter().any(
+        |p| p.id.direction == Direction::Out && p.id.selector.destination == Prefix::host(andy)
+    ));
+    assert!(soft
+        .iter()
+        .any(|p| p.id.direction == Direction::In && p.id.selector.source == Prefix::host(andy)));
+    assert!(soft.iter().all(
+        |p| p.lifetime.hard_use_seconds == Some(ipsec_agent::compile::SOFT_CLEAR_IDLE_SECONDS)
+    ));
+    // A peer no fall-back filter covers gets nothing.
+    let other: IpAddr = "198.51.100.9".parse().expect("ip");
+    assert!(matches!(
+        a.fall_back_to_clear(&mut fx, other),
+        Err(FallBackError::NotAllowed(_))
+    ));
+    // The next apply keeps them.
+    a.refresh(&mut fx);
+    assert_eq!(
+        fx.policies()
+            .into_iter()
+            .filter(|p| p.action == PolicyAction::Allow)
+            .count(),
+        soft.len()
+    );
+}

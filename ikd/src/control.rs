@@ -2,9 +2,9 @@
 //! `qmsas` and `stats` (and policyd) with live state from the engine.
 //!
 //! The listener is polled by the event loop like the IKE sockets. A connection is served
-//! synchronously and briefly: the handshake and at most [`MAX_REQUESTS`] requests, each
-//! frame bounded by [`ipsec_control::socket::IO_TIMEOUT`], so a local client cannot hold
-//! the loop for long. Only uid 0 may connect.
+//! synchronously and briefly: the handshake and at most [`MAX_REQUESTS`] requests within
+//! [`ipsec_control::socket::IO_TIMEOUT`] for the whole connection, so a local client
+//! cannot hold the loop longer than that. Only uid 0 may connect.
 
 use std::path::Path;
 use std::time::Instant;

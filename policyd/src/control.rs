@@ -33,8 +33,10 @@ pub(crate) fn start<E: Send + 'static>(
     events: mpsc::Sender<E>,
     wrap: fn(Query) -> E,
 ) -> Result<(), ipsec_control::Error> {
-    let listener = Listener::bind(path)?;
+    let mut listener = Listener::bind(path)?;
     listener.set_blocking(true)?;
+    // A thread of its own: a connection may stay a while (ikd asks one question each).
+    listener.set_budget(Duration::from_secs(30));
     tracing::info!(socket = %path.display(), "control socket listening");
     std::thread::Builder::new()
         .name("control".into())

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::codec::{body_len, decode_body, encode_frame};
 use crate::error::Error;
@@ -22,8 +22,9 @@ pub const DEFAULT_DIR: &str = "/run/ipsec";
 pub const IKD_SOCKET: &str = "ikd.sock";
 /// policyd's socket name in the directory.
 pub const POLICYD_SOCKET: &str = "policyd.sock";
-/// How long one connection may take to send a frame or accept one: a stuck or malicious
-/// local client cannot hold a daemon's loop longer than this.
+/// How long a client waits for a frame, and the default budget of a whole server-side
+/// connection (handshake and requests): a stuck or malicious local client cannot hold a
+/// daemon's loop longer than this ([`Listener::set_budget`]).
 pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Creates `dir` (and its parents) with mode 0700, or checks an existing one: a real
@@ -143,6 +144,7 @@ pub struct Listener {
     inner: UnixListener,
     path: PathBuf,
     allowed: Vec<u32>,
+    budget: Duration,
 }
 
 impl Listener {
@@ -179,6 +181,7 @@ impl Listener {
             inner,
             path: path.to_owned(),
             allowed: vec![0],
+            budget: IO_TIMEOUT,
         })
     }
 
@@ -186,6 +189,12 @@ impl Listener {
     /// an event loop that polls [`Listener::raw_fd`], the default).
     pub fn set_blocking(&self, blocking: bool) -> Result<(), Error> {
         Ok(self.inner.set_nonblocking(!blocking)?)
+    }
+
+    /// The most time one accepted connection may take, handshake and requests together
+    /// (default [`IO_TIMEOUT`]); the connection is closed when it runs out.
+    pub fn set_budget(&mut self, budget: Duration) {
+        self.budget = budget;
     }
 
     /// Replaces the allowed uids (default: only 0).
@@ -211,9 +220,10 @@ impl Listener {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        let deadline = Instant::now() + self.budget;
         stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.set_read_timeout(Some(self.budget))?;
+        stream.set_write_timeout(Some(self.budget))?;
         let uid = peer_uid(&stream)?;
         if !self.allowed.contains(&uid) {
             return Err(Error::Credentials {
@@ -221,7 +231,7 @@ impl Listener {
                 allowed: self.allowed.clone(),
             });
         }
-        Connection::handshake(stream, server).map(Some)
+        Connection::handshake(stream, server, deadline).map(Some)
     }
 }
 
@@ -236,10 +246,11 @@ impl Drop for Listener {
 pub struct Connection {
     stream: UnixStream,
     version: u16,
+    deadline: Instant,
 }
 
 impl Connection {
-    fn handshake(mut stream: UnixStream, server: &str) -> Result<Self, Error> {
+    fn handshake(mut stream: UnixStream, server: &str, deadline: Instant) -> Result<Self, Error> {
         let Some(body) = read_frame(&mut stream)? else {
             return Err(Error::Closed);
         };
@@ -287,7 +298,11 @@ impl Connection {
                 server: server.to_owned(),
             },
         )?;
-        Ok(Self { stream, version })
+        Ok(Self {
+            stream,
+            version,
+            deadline,
+        })
     }
 
     /// The negotiated protocol version.
@@ -295,8 +310,14 @@ impl Connection {
         self.version
     }
 
-    /// The next request; `Ok(None)` when the client closed the connection.
+    /// The next request; `Ok(None)` when the client closed the connection or the
+    /// connection's budget ran out.
     pub fn next_request(&mut self) -> Result<Option<Request>, Error> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        self.stream.set_read_timeout(Some(left))?;
         match read_frame(&mut self.stream)? {
             None => Ok(None),
             Some(body) => Ok(Some(decode_body(&body)?)),
@@ -542,6 +563,38 @@ mod tests {
                 server.join().expect("join"),
                 Err(Error::Version { .. })
             ));
+        });
+    }
+
+    #[test]
+    fn a_silent_client_is_dropped_when_the_budget_runs_out() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("s.sock");
+        let mut listener = Listener::bind(&path).expect("bind");
+        // SAFETY: geteuid has no preconditions.
+        listener.allow_uids(vec![unsafe { libc::geteuid() }]);
+        listener.set_budget(Duration::from_millis(300));
+        // Connected, handshake done, then silent: the server gives up after the budget.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut raw = UnixStream::connect(&path).expect("connect");
+                send(
+                    &mut raw,
+                    &Request::Hello {
+                        min_version: 1,
+                        max_version: 1,
+                        client: "silent".into(),
+                    },
+                )
+                .expect("hello");
+                std::thread::sleep(Duration::from_secs(2));
+                drop(raw);
+            });
+            let start = Instant::now();
+            let r = serve_one(&listener, 10);
+            let took = start.elapsed();
+            assert!(r.is_ok() || matches!(r, Err(Error::Io(_))), "{r:?}");
+            assert!(took < Duration::from_millis(1500), "{took:?}");
         });
     }
 

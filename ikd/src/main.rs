@@ -34,6 +34,7 @@ mod bench;
 mod config;
 mod control;
 mod convert;
+mod dynamic;
 mod fallback;
 mod kernel;
 mod net;
@@ -190,6 +191,7 @@ struct Daemon {
     bench: Option<Bench>,
     control: Option<control::Control>,
     fallback: Option<fallback::FallBack>,
+    dynamic: Option<dynamic::Dynamic>,
 }
 
 fn run(
@@ -263,7 +265,8 @@ fn run(
         rate_limited: 0,
         bench: None,
         control: control_path.and_then(|p| control::Control::open(&p, Instant::now())),
-        fallback: policyd_path.map(fallback::FallBack::new),
+        fallback: policyd_path.clone().map(fallback::FallBack::new),
+        dynamic: policyd_path.map(dynamic::Dynamic::new),
     };
     let now = Instant::now();
     if let Some(args) = &bench {
@@ -402,6 +405,9 @@ impl Daemon {
             }
             if let Some(f) = &mut self.fallback {
                 f.due(Instant::now(), &self.endpoint);
+            }
+            if let Some(d) = &mut self.dynamic {
+                d.sweep(&self.endpoint);
             }
             if now.duration_since(last_cleanup) > Duration::from_secs(60) {
                 if let Some(l) = &self.limiter {
@@ -619,6 +625,9 @@ impl Daemon {
                 );
                 let installed = self.kernel.install_pair(&pair, reqid);
                 self.bench_finished(now, Some(&pair.child), installed.is_ok());
+                if let (Ok(()), Some(d)) = (&installed, &mut self.dynamic) {
+                    d.installed(&pair, reqid);
+                }
                 match installed {
                     Ok(()) => info!(
                         child = %pair.child,

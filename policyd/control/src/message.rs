@@ -11,6 +11,10 @@ pub const MIN_VERSION: u16 = 1;
 /// The newest protocol version this crate speaks.
 pub const MAX_VERSION: u16 = 1;
 
+/// The name of the ikd peer and connection policyd generates for the default response
+/// rule; SA pairs of this connection make policyd install a dynamic filter.
+pub const DEFAULT_RESPONSE: &str = "default-response";
+
 /// Client to server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -42,6 +46,35 @@ pub enum Request {
         /// The silent peer.
         peer: IpAddr,
     },
+    /// ikd to policyd: ikd installed an SA pair for the default response rule (seed, step
+    /// 3): policyd installs the dynamic filter for this traffic (both directions, the
+    /// pair's reqid) until [`Request::DynamicFilterGone`].
+    #[serde(rename_all = "kebab-case")]
+    DynamicFilterNeeded {
+        /// Our address.
+        local: IpAddr,
+        /// The peer.
+        peer: IpAddr,
+        /// IP protocol (0: any).
+        protocol: u8,
+        /// Our port (0: any).
+        local_port: u16,
+        /// The peer's port (0: any).
+        remote_port: u16,
+        /// The reqid ikd installed the SAs with.
+        reqid: u32,
+        /// The SAs are AH (default ESP).
+        #[serde(default)]
+        ah: bool,
+    },
+    /// ikd to policyd: no SA of the default response rule with `peer` is left.
+    #[serde(rename_all = "kebab-case")]
+    DynamicFilterGone {
+        /// Our address.
+        local: IpAddr,
+        /// The peer.
+        peer: IpAddr,
+    },
     /// A request type this version does not know (decoded from any other `type`).
     #[serde(other)]
     Unknown,
@@ -56,6 +89,8 @@ impl Request {
             Self::ShowQuickModeSas => "show-quick-mode-sas",
             Self::ShowStatistics => "show-statistics",
             Self::PeerUnreachable { .. } => "peer-unreachable",
+            Self::DynamicFilterNeeded { .. } => "dynamic-filter-needed",
+            Self::DynamicFilterGone { .. } => "dynamic-filter-gone",
             Self::Unknown => "unknown",
         }
     }
@@ -97,6 +132,8 @@ pub enum Response {
         /// They go after this many seconds without traffic.
         idle_seconds: u32,
     },
+    /// The request was carried out (nothing to report).
+    Done,
     /// The request failed.
     Error {
         /// Machine-readable reason.
@@ -118,6 +155,7 @@ impl Response {
             Self::QuickModeSas { .. } => "quick-mode-sas",
             Self::Statistics { .. } => "statistics",
             Self::FellBackToClear { .. } => "fell-back-to-clear",
+            Self::Done => "done",
             Self::Error { .. } => "error",
             Self::Unknown => "unknown",
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ipsec_control::{ErrorCode, Listener, Request, Response};
 
-use crate::service::{Agent, Effects, FallBackError};
+use crate::service::{Agent, DynamicFilter, Effects, FallBackError};
 
 /// How long the server thread waits for the service loop's answer.
 pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -106,6 +106,39 @@ pub(crate) fn answer(agent: &mut Agent, fx: &mut dyn Effects, request: &Request)
                 }
             }
         }
+        Request::DynamicFilterNeeded {
+            local,
+            peer,
+            protocol,
+            local_port,
+            remote_port,
+            reqid,
+            ah,
+        } => {
+            let f = DynamicFilter {
+                local: *local,
+                peer: *peer,
+                protocol: *protocol,
+                local_port: *local_port,
+                remote_port: *remote_port,
+                reqid: *reqid,
+                ah: *ah,
+            };
+            match agent.add_dynamic_filter(fx, &f) {
+                Ok(_) => Response::Done,
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "cannot install the dynamic filter");
+                    failed(&e)
+                }
+            }
+        }
+        Request::DynamicFilterGone { peer, .. } => match agent.remove_dynamic_filter(fx, *peer) {
+            Ok(_) => Response::Done,
+            Err(e) => {
+                tracing::error!(%peer, error = %e, "cannot remove the dynamic filter");
+                failed(&e)
+            }
+        },
         other => Response::Error {
             code: ErrorCode::Unsupported,
             message: format!("policyd does not answer {}", other.name()),

@@ -441,11 +441,13 @@ fn run(o: Options) -> ExitCode {
             Ok(Event::Child) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        if let Some(s) = &mut fx.ikd {
+        let died = fx.ikd.as_mut().is_some_and(|s| {
             s.poll();
-            if s.take_exited() {
-                remove_orphaned_sas(fx.kernel.as_mut());
-            }
+            s.take_exited()
+        });
+        if died {
+            remove_orphaned_sas(fx.kernel.as_mut());
+            agent.remove_dynamic_filters(&mut fx);
         }
         let now = Instant::now();
         if interfaces_at.is_some_and(|t| now >= t) {

@@ -279,6 +279,8 @@ pub(crate) struct Agent {
     applied: Option<Applied0>,
     /// The kernel state of the last successful apply (for the fall-back-to-clear hook).
     desired: Option<DesiredState>,
+    /// The default response rule's dynamic filters, by peer (kept through applies).
+    dynamic: BTreeMap<std::net::IpAddr, Vec<pfkey::Policy>>,
     steps: Vec<Step>,
 }
 
@@ -327,6 +329,7 @@ impl Agent {
             reqids: BTreeMap::new(),
             applied: None,
             desired: None,
+            dynamic: BTreeMap::new(),
             steps: Vec::new(),
         }
     }
@@ -558,7 +561,20 @@ impl Agent {
             .collect();
         let state = found.as_ref().map_or(PolicyState::Initial, |(_, s)| *s);
         let desired = match self.compile_all(&inputs) {
-            Ok(d) => d,
+            Ok(mut d) => {
+                // The default response rule's dynamic filters stay while their SAs live.
+                for p in self.dynamic.values().flatten() {
+                    if !d.entries.iter().any(|e| e.policy.id == p.id) {
+                        d.entries.push(ipsec_agent::DesiredEntry {
+                            policy: p.clone(),
+                            rule: Uuid::nil(),
+                            filter: Uuid::nil(),
+                            fall_back_to_clear: false,
+                        });
+                    }
+                }
+                d
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the retrieved policy cannot be compiled; keeping the previous state");
                 return Err(ApplyError::Assigned(e));
@@ -676,6 +692,7 @@ impl Agent {
         self.mode = OperationalMode::Permit;
         self.applied = None;
         self.desired = None;
+        self.dynamic.clear();
     }
 
     /// ikd reports that `peer` does not answer IKE (seed: fall back to clear, "soft SA").
@@ -712,6 +729,136 @@ impl Agent {
             "peer does not answer IKE: falling back to clear (soft SA)");
         Ok(installed)
     }
+}
+
+impl Agent {
+    /// ikd answered `peer` with the default response rule (seed, step 3) and installed SAs
+    /// with `reqid`: installs the dynamic filter, a pair of host-to-host kernel policies
+    /// for the negotiated traffic (outbound `require`, inbound `use`, like a negotiate
+    /// filter) at the highest priority of the owned band, so the replies go through those
+    /// SAs. It stays through later applies until [`Agent::remove_dynamic_filter`].
+    pub(crate) fn add_dynamic_filter(
+        &mut self,
+        fx: &mut dyn Effects,
+        filter: &DynamicFilter,
+    ) -> Result<usize, String> {
+        use pfkey::{Direction, Policy, PolicyAction, PolicyId, Prefix, Selector, Template};
+        if self.desired.is_none() {
+            return Err("no policy is applied".into());
+        }
+        let d = filter;
+        if !self.ownership.reqids.contains(&d.reqid) {
+            return Err(format!("reqid {:#x} is outside the owned band", d.reqid));
+        }
+        let upper = |sport: u16, dport: u16| match d.protocol {
+            0 => pfkey::UpperLayer::Any,
+            proto => pfkey::UpperLayer::Proto {
+                proto,
+                source_port: (sport != 0).then_some(sport),
+                destination_port: (dport != 0).then_some(dport),
+            },
+        };
+        let template = |level| Template {
+            protocol: if d.ah {
+                pfkey::SecurityProtocol::Ah
+            } else {
+                pfkey::SecurityProtocol::Esp
+            },
+            mode: pfkey::Mode::Transport,
+            reqid: d.reqid,
+            tunnel: None,
+            level,
+        };
+        let policy = |source, destination, upper, direction, level| Policy {
+            id: PolicyId {
+                selector: Selector {
+                    source: Prefix::host(source),
+                    destination: Prefix::host(destination),
+                    upper,
+                },
+                direction,
+                mark: None,
+            },
+            action: PolicyAction::Protect(vec![template(level)]),
+            priority: *self.ownership.priorities.start(),
+            index: None,
+            lifetime: pfkey::Lifetime::default(),
+        };
+        let policies = vec![
+            policy(
+                d.local,
+                d.peer,
+                upper(d.local_port, d.remote_port),
+                Direction::Out,
+                pfkey::TemplateLevel::Require,
+            ),
+            policy(
+                d.peer,
+                d.local,
+                upper(d.remote_port, d.local_port),
+                Direction::In,
+                pfkey::TemplateLevel::Use,
+            ),
+        ];
+        for p in &policies {
+            fx.kernel().update_policy(p).map_err(|e| e.to_string())?;
+        }
+        tracing::info!(peer = %d.peer, local = %d.local, protocol = d.protocol,
+            reqid = %format_args!("{:#x}", d.reqid), "default response rule: dynamic filter installed");
+        let n = policies.len();
+        self.dynamic.insert(d.peer, policies);
+        Ok(n)
+    }
+
+    /// ikd died (its SAs were removed): removes every dynamic filter.
+    pub(crate) fn remove_dynamic_filters(&mut self, fx: &mut dyn Effects) {
+        let peers: Vec<std::net::IpAddr> = self.dynamic.keys().copied().collect();
+        for peer in peers {
+            if let Err(e) = self.remove_dynamic_filter(fx, peer) {
+                tracing::error!(%peer, error = %e, "cannot remove the dynamic filter");
+            }
+        }
+    }
+
+    /// The last default-response SA with `peer` is gone: removes its dynamic filter.
+    pub(crate) fn remove_dynamic_filter(
+        &mut self,
+        fx: &mut dyn Effects,
+        peer: std::net::IpAddr,
+    ) -> Result<usize, String> {
+        let Some(policies) = self.dynamic.remove(&peer) else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for p in &policies {
+            match fx.kernel().delete_policy(&p.id) {
+                Ok(()) => n += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        tracing::info!(%peer, policies = n, "default response rule: dynamic filter removed");
+        Ok(n)
+    }
+}
+
+/// A dynamic filter ikd asked for (see [`Agent::add_dynamic_filter`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DynamicFilter {
+    /// Our address.
+    pub(crate) local: std::net::IpAddr,
+    /// The peer.
+    pub(crate) peer: std::net::IpAddr,
+    /// IP protocol (0 any).
+    pub(crate) protocol: u8,
+    /// Our port (0 any).
+    pub(crate) local_port: u16,
+    /// The peer's port (0 any).
+    pub(crate) remote_port: u16,
+    /// The SAs' reqid.
+    pub(crate) reqid: u32,
+    /// AH instead of ESP.
+    pub(crate) ah: bool,
 }
 
 /// Why [`Agent::fall_back_to_clear`] installed nothing.

@@ -895,3 +895,127 @@ fn a_peer_without_ipsec_gets_clear_traffic_when_the_action_allows_fall_back() {
     assert!(owned_sas(&h1).is_empty(), "no SA with a silent peer");
     let _ = h2;
 }
+
+/// The kernel policies in `ns` that name `addr` as source or destination.
+fn policies_with(ns: &str, addr: std::net::IpAddr) -> Vec<pfkey::Policy> {
+    support::in_netns(ns, || {
+        use pfkey::KernelInterface;
+        let mut k = pfkey::xfrm::XfrmKernel::open().expect("xfrm");
+        k.dump_policies().expect("dump policies")
+    })
+    .into_iter()
+    .filter(|p| p.id.selector.source.addr == addr || p.id.selector.destination.addr == addr)
+    .collect()
+}
+
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn the_default_response_rule_answers_a_peer_without_a_filter_with_a_dynamic_filter() {
+    let ikd = Path::new(POLICYD).with_file_name("ikd");
+    let ipsecadm = Path::new(POLICYD).with_file_name("ipsecadm");
+    assert!(
+        ikd.is_file(),
+        "{} missing: build it first (cargo build -p ikd)",
+        ikd.display()
+    );
+    let hosts = Hosts::create(3);
+    let (h1, h3) = (hosts.ns(1), hosts.ns(3));
+    let (a1, a3) = (hosts.addr(1), hosts.addr(3));
+    // h1: Andy's lab policy (no filter for h3) with its default response rule active.
+    let s1 = Setup::new();
+    s1.boot_mode(BootMode::Permit, vec![]);
+    s1.assign_local(LAB_ANDY);
+    s1.store()
+        .update(Location::Local, |c| {
+            for p in &mut c.set.policies {
+                if p.name == LAB_ANDY {
+                    p.default_response.active = true;
+                }
+            }
+            Ok(())
+        })
+        .expect("update");
+    // h3: requests security for ICMP with h1 (Betty's policy without its telnet rule).
+    let s3 = Setup::new();
+    s3.boot_mode(BootMode::Permit, vec![]);
+    let betty = ipsec_policy::defaults::LAB_BETTY;
+    s3.assign_local(betty);
+    negotiate_icmp_too(&s3, betty, a1);
+    s3.store()
+        .update(Location::Local, |c| {
+            for p in &mut c.set.policies {
+                if p.name == betty {
+                    p.rules.retain(|r| !r.name.contains("telnet"));
+                }
+            }
+            Ok(())
+        })
+        .expect("update");
+    let _agent1 = s1.agent(&h1, Some(&ikd));
+    let mut agent3 = s3.agent(&h3, Some(&ikd));
+    let logs = || format!("h1:\n{}\nh3:\n{}", s1.log(), s3.log());
+    assert!(
+        wait_until(Duration::from_secs(30), || xfrm_policies(&h3)
+            .contains("proto icmp")
+            && xfrm_policies(&h1).contains("reqid")),
+        "policies not applied\n{}",
+        logs()
+    );
+    assert!(policies_with(&h1, a3).is_empty(), "h1 has a filter for h3");
+
+    // h3's pings raise an ACQUIRE; h1's ikd answers with the default response rule and
+    // policyd installs the dynamic filter, so the replies are secured too.
+    assert!(
+        wait_until(Duration::from_secs(90), || ping(&h3, a1, 1)),
+        "pings never crossed\n{}",
+        logs()
+    );
+    let dynamic = policies_with(&h1, a3);
+    let reqid = |p: &pfkey::Policy| match &p.action {
+        pfkey::PolicyAction::Protect(t) => t.first().map(|t| t.reqid),
+        _ => None,
+    };
+    assert_eq!(dynamic.len(), 2, "{dynamic:?}");
+    assert!(dynamic.iter().all(|p| reqid(p).is_some()), "{dynamic:?}");
+    assert!(dynamic
+        .iter()
+        .any(|p| p.id.direction == pfkey::Direction::Out
+            && p.id.selector.source.addr == a1
+            && p.id.selector.destination.addr == a3));
+    let owned_reqids: Vec<String> = owned_sas(&h1).into_iter().map(|(spi, _)| spi).collect();
+    assert_eq!(owned_reqids.len(), 2, "h1's SAs with h3: {owned_reqids:?}");
+    // ipsecadm shows it among the quick-mode filters.
+    let out = Command::new(IP)
+        .args(["netns", "exec", &h1])
+        .arg(&ipsecadm)
+        .arg("--store")
+        .arg(s1.store_dir())
+        .args(["--json", "dynamic", "show", "qmfilters"])
+        .output()
+        .expect("ipsecadm");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains(&format!("{a3}/32")), "{shown}");
+    // Both ways over ESP, nothing in clear.
+    let cap = support::Capture::start(&h1, "eth0");
+    assert!(ping(&h3, a1, 3), "pings stopped");
+    let (sum, text) = cap.stop_with_text();
+    assert!(sum.esp >= 6, "{sum:?}\n{text}");
+    assert_eq!(sum.icmp_clear, 0, "{text}");
+    assert!(
+        s1.log().contains("dynamic filter installed"),
+        "{}",
+        s1.log()
+    );
+
+    // h3 goes away (its ikd sends deletes): the SAs and the dynamic filter go.
+    assert!(agent3.stop(), "h3's agent did not stop cleanly");
+    assert!(
+        wait_until(Duration::from_secs(30), || policies_with(&h1, a3)
+            .is_empty()),
+        "dynamic filter left: {:?}\n{}",
+        policies_with(&h1, a3),
+        logs()
+    );
+    assert!(s1.log().contains("dynamic filter removed"), "{}", s1.log());
+}

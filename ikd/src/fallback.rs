@@ -112,3 +112,48 @@ fn report(socket: &std::path::Path, local: IpAddr, peer: IpAddr) {
         Err(e) => warn!(%peer, error = %e, "cannot report a silent peer to policyd"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn endpoint() -> Endpoint {
+        let cfg = ikengine::EndpointConfig::new(ikengine::Identity::Address);
+        Endpoint::new(
+            Arc::new(cfg),
+            Arc::new(ikecrypto::RustCryptoProvider::new()),
+            [7; 32],
+        )
+    }
+
+    #[test]
+    fn a_silent_peer_is_reported_once_after_the_delay() {
+        let mut f = FallBack::new(
+            std::env::temp_dir().join(format!("ikd-fallback-test-{}.sock", std::process::id())),
+        );
+        let ep = endpoint();
+        let t0 = Instant::now();
+        let (local, peer): (IpAddr, IpAddr) = (
+            "192.0.2.11".parse().expect("ip"),
+            "192.0.2.12".parse().expect("ip"),
+        );
+        assert_eq!(f.deadline(), None);
+        f.acquire(t0, local, peer);
+        // A second ACQUIRE does not push the deadline out.
+        f.acquire(t0 + Duration::from_secs(2), local, peer);
+        assert_eq!(f.deadline(), Some(t0 + FALLBACK_AFTER));
+        f.due(t0 + Duration::from_secs(1), &ep);
+        assert_eq!(f.deadline(), Some(t0 + FALLBACK_AFTER));
+        // No ISAKMP SA with the peer: reported (to a socket nobody listens on: logged).
+        f.due(t0 + FALLBACK_AFTER, &ep);
+        assert_eq!(f.deadline(), None);
+        assert!(f.reported.contains_key(&peer));
+        // Within the report interval a new ACQUIRE starts no timer; after it, it does.
+        f.acquire(t0 + Duration::from_secs(30), local, peer);
+        assert_eq!(f.deadline(), None);
+        let later = t0 + FALLBACK_AFTER + REPORT_INTERVAL;
+        f.acquire(later, local, peer);
+        assert_eq!(f.deadline(), Some(later + FALLBACK_AFTER));
+    }
+}

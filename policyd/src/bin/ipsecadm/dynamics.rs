@@ -197,6 +197,8 @@ const POLICY_HEADERS: [&str; 9] = [
 fn show_qmsas(ctx: &Ctx) -> Result<()> {
     let own = Ownership::default();
     let sas = kernel()?.dump_sas()?;
+    let by_spi = crate::ikdctl::connections_by_spi(ctx);
+    let connection = |sa: &SecurityAssociation| by_spi.get(&format!("{:08x}", sa.id.spi)).cloned();
     if ctx.json {
         let v: Vec<Value> = sas
             .iter()
@@ -216,6 +218,7 @@ fn show_qmsas(ctx: &Ctx) -> Result<()> {
                     "packets": sa.current.packets,
                     "add-time": sa.current.add_time,
                     "use-time": sa.current.use_time,
+                    "ike-connection": connection(sa),
                 })
             })
             .collect();
@@ -234,6 +237,7 @@ fn show_qmsas(ctx: &Ctx) -> Result<()> {
         "INTEGRITY",
         "BYTES",
         "PACKETS",
+        "IKE CONNECTION",
     ]);
     for sa in &sas {
         let (enc, integ) = sa_algorithms(sa);
@@ -249,6 +253,7 @@ fn show_qmsas(ctx: &Ctx) -> Result<()> {
             integ,
             sa.current.bytes.to_string(),
             sa.current.packets.to_string(),
+            connection(sa).unwrap_or_else(|| "-".into()),
         ]);
     }
     print!("{}", t.render());

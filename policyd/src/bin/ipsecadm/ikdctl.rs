@@ -34,6 +34,23 @@ pub(crate) fn statistics(ctx: &Ctx) -> Result<IkeStatistics> {
     }
 }
 
+/// The connection ikd negotiated each SPI for (8 hex digits → connection), empty when ikd
+/// does not answer: `show qmsas` lists the kernel's SAs either way.
+pub(crate) fn connections_by_spi(ctx: &Ctx) -> std::collections::BTreeMap<String, String> {
+    match call(ctx, &Request::ShowQuickModeSas) {
+        Ok(Response::QuickModeSas { sas }) => sas
+            .into_iter()
+            .flat_map(|s| {
+                [
+                    (s.inbound_spi, s.connection.clone()),
+                    (s.outbound_spi, s.connection),
+                ]
+            })
+            .collect(),
+        _ => std::collections::BTreeMap::new(),
+    }
+}
+
 /// The IKE lines of `show stats`.
 pub(crate) fn statistics_pairs(s: &IkeStatistics) -> Vec<(&'static str, String)> {
     vec![

@@ -6,6 +6,7 @@
 //! `man 8 policyd` documents the options.
 
 mod boot;
+mod directory;
 mod ikdconf;
 mod interfaces;
 mod service;
@@ -28,6 +29,7 @@ use crate::supervise::Supervisor;
 
 const USAGE: &str = "usage: policyd [--boot] [--store DIR] [--pid-file PATH] [--ikd PATH|--no-ikd]
                [--run-dir DIR] [--nft PATH] [--poll-interval SECONDS]
+               [--directory CONFIG]
        policyd --version | --help";
 
 /// Command-line options.
@@ -41,6 +43,7 @@ struct Options {
     run_dir: PathBuf,
     nft: PathBuf,
     poll_interval: Option<Duration>,
+    directory: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             run_dir: PathBuf::from("/run/policyd"),
             nft: default_nft(),
             poll_interval: None,
+            directory: None,
         }
     }
 }
@@ -86,6 +90,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String
             "--ikd" => o.ikd = Some(value("--ikd")?.into()),
             "--no-ikd" => o.no_ikd = true,
             "--run-dir" => o.run_dir = value("--run-dir")?.into(),
+            "--directory" => o.directory = Some(value("--directory")?.into()),
             "--nft" => o.nft = value("--nft")?.into(),
             "--poll-interval" => {
                 let v = value("--poll-interval")?;
@@ -150,7 +155,12 @@ fn read_store(dir: &Path) -> Result<StoreView, StoreError> {
                 settings: s.settings()?,
                 local: s.location(Location::Local)?,
                 persistent: s.location(Location::Persistent)?,
-                cache: s.cache()?,
+                // A corrupt cache is reported and skipped (the local policy applies), never
+                // a reason to refuse the whole store.
+                cache: s.cache().unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "the cached directory policy is corrupt; skipped");
+                    None
+                }),
             })
         });
         match result {
@@ -349,8 +359,11 @@ fn run(o: Options) -> ExitCode {
         ikd_config: None,
         events: tx,
     };
-    let mut agent = Agent::new(service::default_sources(), poll_override);
+    let run_dir = fx.options.run_dir.clone();
+    let dir_state = directory::shared(fx.options.directory.as_deref(), &fx.options.store);
+    let mut agent = Agent::new(directory::sources(&dir_state), poll_override);
     agent.start(&mut fx);
+    directory::write_status(&run_dir, &agent, &dir_state);
     tracing::info!(state = %agent.state(), mode = ?agent.mode(), "policy agent started");
 
     let mut next_poll = Instant::now() + agent.polling_interval();
@@ -369,6 +382,7 @@ fn run(o: Options) -> ExitCode {
             Ok(Event::Terminate) => break,
             Ok(Event::Hangup) => {
                 agent.refresh(&mut fx);
+                directory::write_status(&run_dir, &agent, &dir_state);
                 next_poll = Instant::now() + agent.polling_interval();
             }
             Ok(Event::Interfaces) => {
@@ -388,6 +402,7 @@ fn run(o: Options) -> ExitCode {
         }
         if now >= next_poll {
             agent.poll(&mut fx);
+            directory::write_status(&run_dir, &agent, &dir_state);
             next_poll = Instant::now() + agent.polling_interval();
         }
     }
@@ -448,12 +463,18 @@ mod tests {
             "/r",
             "--poll-interval",
             "2",
+            "--directory",
+            "/etc/ipsec/directory.toml",
         ])
         .expect("all");
         assert!(o.boot);
         assert_eq!(o.store, PathBuf::from("/s"));
         assert_eq!(o.ikd, Some(PathBuf::from("/i")));
         assert_eq!(o.poll_interval, Some(Duration::from_secs(2)));
+        assert_eq!(
+            o.directory,
+            Some(PathBuf::from("/etc/ipsec/directory.toml"))
+        );
         assert!(parse(&["--poll-interval", "0"]).is_err());
         assert!(parse(&["--store"]).is_err());
         assert!(parse(&["--bogus"]).is_err());

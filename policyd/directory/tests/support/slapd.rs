@@ -79,12 +79,6 @@ objectClass: device
 cn: h3
 ";
 
-fn schema_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("directory/schema/ipsec-policy.schema")
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -114,6 +108,8 @@ impl Slapd {
         let conf = dir.join("slapd.conf");
         if init {
             std::fs::create_dir_all(&db).expect("db dir");
+            let schema = dir.join("ipsec-policy.schema");
+            std::fs::write(&schema, ipsec_directory::schema::SCHEMA).expect("schema");
             let text = format!(
                 "include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -134,7 +130,7 @@ directory {db}
 index objectClass eq
 index ipsecOwnersReference eq
 ",
-                schema = schema_file().display(),
+                schema = schema.display(),
                 dir = dir.display(),
                 db = db.display(),
             );

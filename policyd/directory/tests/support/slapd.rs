@@ -86,6 +86,13 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+fn ldapi_url(socket: &Path) -> String {
+    format!(
+        "ldapi://{}",
+        socket.display().to_string().replace('/', "%2F")
+    )
+}
+
 /// Whether slapd is installed.
 pub fn available() -> bool {
     Path::new("/usr/sbin/slapd").exists()
@@ -155,7 +162,10 @@ index ipsecOwnersReference eq
             .arg("-f")
             .arg(&conf)
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{port}/"))
+            .arg(format!(
+                "ldap://127.0.0.1:{port}/ {}",
+                ldapi_url(&dir.join("ldapi"))
+            ))
             .arg("-d")
             .arg("0")
             .stdout(Stdio::null())
@@ -190,6 +200,11 @@ index ipsecOwnersReference eq
     /// `ldap://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// The `ldapi://` URL of the Unix socket (reachable from every network namespace).
+    pub fn ldapi(&self) -> String {
+        ldapi_url(&self.dir.join("ldapi"))
     }
 
     /// Writes the admin password file (0600) and returns its path.

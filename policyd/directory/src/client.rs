@@ -79,9 +79,23 @@ impl Client {
                 reason: "bind = \"gssapi\": SASL GSSAPI is not built into this version (ldap3 feature \"gssapi\")".into(),
             });
         }
-        let settings = LdapConnSettings::new()
+        let mut settings = LdapConnSettings::new()
             .set_conn_timeout(cfg.timeout())
             .set_starttls(cfg.starttls);
+        if let Some(ca) = &cfg.ca_file {
+            let config_err = |reason: String| DirectoryError::Config {
+                path: ca.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(ca).map_err(|e| config_err(e.to_string()))?;
+            let cert = native_tls::Certificate::from_pem(&pem)
+                .map_err(|e| config_err(format!("not a PEM certificate: {e}")))?;
+            let connector = native_tls::TlsConnector::builder()
+                .add_root_certificate(cert)
+                .build()
+                .map_err(|e| config_err(e.to_string()))?;
+            settings = settings.set_connector(connector);
+        }
         let mut conn = LdapConn::with_settings(settings, &cfg.url).map_err(unreachable)?;
         if cfg.bind == Bind::Simple {
             let bind_dn = cfg.bind_dn.clone().unwrap_or_default();

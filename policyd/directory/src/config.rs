@@ -4,6 +4,7 @@
 //! ```toml
 //! url = "ldap://ldap.example.org"      # ldap:// (with starttls = true) or ldaps://
 //! starttls = true
+//! ca-file = "/etc/ipsec/directory-ca.pem"   # optional, trusted besides the system's CAs
 //! base = "dc=example,dc=org"           # the domain: the walk for assignments ends here
 //! container = "ou=IP Security,dc=example,dc=org"   # where the policy objects live
 //! host-dn = "cn=host1,ou=Web,dc=example,dc=org"    # or host-cn = "host1" (searched)
@@ -59,6 +60,9 @@ pub struct DirectoryConfig {
     /// Upgrade an `ldap://` connection with StartTLS.
     #[serde(default)]
     pub starttls: bool,
+    /// PEM file of a CA to trust for LDAPS and StartTLS, besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// The domain's DN.
     pub base: String,
     /// The container of the policy objects (default `ou=IP Security,<base>`).

@@ -223,3 +223,32 @@ fn bind_failures_are_reported_without_the_password() {
         Err(DirectoryError::Unreachable { .. })
     ));
 }
+
+#[test]
+fn starttls_and_ldaps_with_a_configured_ca() {
+    assert!(
+        support::slapd::available(),
+        "slapd missing: run tests/setup"
+    );
+    let s = Slapd::start_tls();
+    let ca = format!("ca-file = \"{}\"\n", s.ca_file().display());
+    // StartTLS on the ldap:// port.
+    let text = format!("{}starttls = true\n{ca}", s.config("h1"));
+    let mut c = Client::connect(&DirectoryConfig::parse("t", &text).expect("config"))
+        .expect("StartTLS with the test CA");
+    assert!(c.assignment().is_ok());
+    // LDAPS.
+    let port = s.ldaps_port.expect("ldaps port");
+    let text = format!("{}{ca}", s.config("h1")).replace(
+        &format!("ldap://127.0.0.1:{}", s.port),
+        &format!("ldaps://127.0.0.1:{port}"),
+    );
+    let mut c = Client::connect(&DirectoryConfig::parse("t", &text).expect("config"))
+        .expect("LDAPS with the test CA");
+    assert!(c.assignment().is_ok());
+    // Without the CA the certificate is refused.
+    let text = format!("{}starttls = true\n", s.config("h1"));
+    let e = Client::connect(&DirectoryConfig::parse("t", &text).expect("config"))
+        .expect_err("untrusted certificate");
+    assert!(matches!(e, DirectoryError::Unreachable { .. }), "{e}");
+}

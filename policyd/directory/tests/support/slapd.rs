@@ -37,6 +37,8 @@ pub struct Slapd {
     pub dir: PathBuf,
     /// The port on 127.0.0.1.
     pub port: u16,
+    /// The LDAPS port on 127.0.0.1 (with [`Slapd::start_tls`]).
+    pub ldaps_port: Option<u16>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -108,17 +110,65 @@ impl Slapd {
         s
     }
 
+    /// Starts a slapd with TLS (StartTLS on the ldap port, and an LDAPS port): a test CA
+    /// (`tls/ca.pem`) and a server certificate for 127.0.0.1 made with openssl.
+    pub fn start_tls() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let tls = dir.join("tls");
+        std::fs::create_dir_all(&tls).expect("tls dir");
+        std::fs::write(
+            tls.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("ext");
+        for args in [
+            "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=ipsec-test-CA",
+            "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1",
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf",
+        ] {
+            let out = Command::new("openssl")
+                .args(args.split(' '))
+                .current_dir(&tls)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut s = Self::start_in(&dir, free_port(), true);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// The test CA of [`Slapd::start_tls`].
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("tls/ca.pem")
+    }
+
     /// Starts a slapd on `dir` (created and filled with the tree when `init`), or restarts
     /// one on an existing directory (`init` false).
     pub fn start_in(dir: &Path, port: u16, init: bool) -> Self {
         let db = dir.join("db");
         let conf = dir.join("slapd.conf");
+        let tls = dir.join("tls");
+        let ldaps_port = tls.exists().then(free_port);
         if init {
             std::fs::create_dir_all(&db).expect("db dir");
             let schema = dir.join("ipsec-policy.schema");
             std::fs::write(&schema, ipsec_directory::schema::SCHEMA).expect("schema");
+            let tls_conf = if tls.exists() {
+                format!(
+                    "TLSCACertificateFile {t}/ca.pem\nTLSCertificateFile {t}/server.pem\nTLSCertificateKeyFile {t}/server.key\n",
+                    t = tls.display()
+                )
+            } else {
+                String::new()
+            };
             let text = format!(
-                "include /etc/ldap/schema/core.schema
+                "{tls_conf}include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include {schema}
@@ -163,8 +213,9 @@ index ipsecOwnersReference eq
             .arg(&conf)
             .arg("-h")
             .arg(format!(
-                "ldap://127.0.0.1:{port}/ {}",
-                ldapi_url(&dir.join("ldapi"))
+                "ldap://127.0.0.1:{port}/ {}{}",
+                ldapi_url(&dir.join("ldapi")),
+                ldaps_port.map_or(String::new(), |p| format!(" ldaps://127.0.0.1:{p}/"))
             ))
             .arg("-d")
             .arg("0")
@@ -176,6 +227,7 @@ index ipsecOwnersReference eq
             child: Some(child),
             dir: dir.to_path_buf(),
             port,
+            ldaps_port,
             _tmp: None,
         };
         s.wait_ready();

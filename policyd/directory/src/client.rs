@@ -73,10 +73,11 @@ impl Client {
             url: cfg.url.clone(),
             reason: e.to_string(),
         };
+        #[cfg(not(feature = "gssapi"))]
         if cfg.bind == Bind::Gssapi {
             return Err(DirectoryError::Config {
                 path: cfg.url.clone(),
-                reason: "bind = \"gssapi\": SASL GSSAPI is not built into this version (ldap3 feature \"gssapi\")".into(),
+                reason: "bind = \"gssapi\": SASL GSSAPI is not built into this binary (build with the ipsec-directory feature \"gssapi\")".into(),
             });
         }
         let mut settings = LdapConnSettings::new()
@@ -108,6 +109,21 @@ impl Client {
                     url: cfg.url.clone(),
                     reason: format!("bind as {bind_dn:?} failed: {e}"),
                 })?;
+        }
+        #[cfg(feature = "gssapi")]
+        if cfg.bind == Bind::Gssapi {
+            // The credentials come from the process's Kerberos environment: the host
+            // keytab through KRB5_CLIENT_KTNAME (MIT), set by the service's start script.
+            let host = cfg.sasl_host();
+            let failed = |e: LdapError| DirectoryError::Unreachable {
+                url: cfg.url.clone(),
+                reason: format!("SASL GSSAPI bind (service ldap/{host}) failed: {e}"),
+            };
+            conn.with_timeout(cfg.timeout())
+                .sasl_gssapi_bind(&host)
+                .map_err(failed)?
+                .success()
+                .map_err(failed)?;
         }
         Ok(Self {
             conn,

@@ -15,8 +15,8 @@
 //! assignment-check-minutes = 90
 //! ```
 //!
-//! The password is read when binding and never logged. `bind = "gssapi"` is accepted by
-//! the parser but this build has no SASL GSSAPI support (see [`Bind::Gssapi`]).
+//! The password is read when binding and never logged. `bind = "gssapi"` needs the crate
+//! feature `gssapi` (see [`Bind::Gssapi`]).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -38,9 +38,9 @@ pub enum Bind {
     Anonymous,
     /// Simple bind with `bind-dn` and the password in `password-file`.
     Simple,
-    /// SASL GSSAPI with the host keytab. Not built: ldap3's `gssapi` feature needs
-    /// libkrb5-dev and libclang, which this build does not use; connecting fails with a
-    /// configuration error.
+    /// SASL GSSAPI with the host keytab (`KRB5_CLIENT_KTNAME` in the environment). Only
+    /// with the crate feature `gssapi` (ldap3's, which needs libkrb5-dev and libclang to
+    /// build); without it connecting fails with a configuration error.
     Gssapi,
 }
 
@@ -76,6 +76,10 @@ pub struct DirectoryConfig {
     pub host_cn: Option<String>,
     /// The bind method.
     pub bind: Bind,
+    /// The directory server's host name for the GSSAPI service principal `ldap/<host>`
+    /// (default: the URL's host).
+    #[serde(default)]
+    pub sasl_host: Option<String>,
     /// The DN for a simple bind.
     #[serde(default)]
     pub bind_dn: Option<String>,
@@ -135,6 +139,19 @@ impl DirectoryConfig {
         Self::parse(&path.display().to_string(), &text)
     }
 
+    /// The host of the GSSAPI service principal: `sasl-host`, else the URL's host.
+    pub fn sasl_host(&self) -> String {
+        if let Some(h) = &self.sasl_host {
+            return h.clone();
+        }
+        let rest = self.url.split_once("://").map_or("", |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or_default();
+        match authority.rsplit_once(':') {
+            Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h.to_owned(),
+            _ => authority.to_owned(),
+        }
+    }
+
     /// The policy container.
     pub fn container(&self) -> String {
         self.container
@@ -192,6 +209,10 @@ bind = "anonymous"
         assert_eq!(c.container(), "ou=IP Security,dc=example,dc=org");
         assert_eq!(c.assignment_interval(), Duration::from_secs(90 * 60));
         assert_eq!(c.timeout(), Duration::from_secs(10));
+        assert_eq!(c.sasl_host(), "127.0.0.1");
+        let c = DirectoryConfig::parse("t", &BASIC.replace("127.0.0.1:3890", "ldap.example.org"))
+            .expect("valid");
+        assert_eq!(c.sasl_host(), "ldap.example.org");
     }
 
     #[test]

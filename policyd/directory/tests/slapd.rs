@@ -252,3 +252,21 @@ fn starttls_and_ldaps_with_a_configured_ca() {
         .expect_err("untrusted certificate");
     assert!(matches!(e, DirectoryError::Unreachable { .. }), "{e}");
 }
+
+#[test]
+fn gssapi_bind_fails_cleanly_without_kerberos() {
+    let s = start();
+    let text = s
+        .config("h1")
+        .replace("bind = \"simple\"", "bind = \"gssapi\"");
+    let e = Client::connect(&DirectoryConfig::parse("t", &text).expect("config"))
+        .expect_err("no Kerberos here")
+        .to_string();
+    if cfg!(feature = "gssapi") {
+        // Built in: the bind is attempted and fails (no KDC, no keytab, no SASL GSSAPI
+        // module in this slapd).
+        assert!(e.contains("SASL GSSAPI bind"), "{e}");
+    } else {
+        assert!(e.contains("not built into this binary"), "{e}");
+    }
+}

@@ -73,6 +73,7 @@ pub(crate) struct DirectoryState {
     last: LastResult,
     last_poll: Option<(u64, Duration)>,
     cache_note: Option<String>,
+    downloads: u64,
 }
 
 /// The shared state.
@@ -108,6 +109,7 @@ pub(crate) fn shared(config: Option<&Path>, store_dir: &Path) -> Shared {
         last,
         last_poll: None,
         cache_note: None,
+        downloads: 0,
     }))
 }
 
@@ -220,6 +222,7 @@ impl DirectoryState {
                     version: d.version,
                     downloaded: true,
                 };
+                self.downloads += 1;
                 self.current = Some(Current {
                     dn: d.dn,
                     version: d.version,
@@ -354,6 +357,7 @@ struct DirStatus<'a> {
     last: &'a LastResult,
     last_poll_unix: Option<u64>,
     last_poll_ms: Option<f64>,
+    downloads: u64,
     cache: Option<&'a str>,
 }
 
@@ -385,6 +389,7 @@ pub(crate) fn write_status(run_dir: &Path, agent: &Agent, shared: &Shared) {
             last: &s.last,
             last_poll_unix: s.last_poll.map(|(t, _)| t),
             last_poll_ms: s.last_poll.map(|(_, d)| d.as_secs_f64() * 1000.0),
+            downloads: s.downloads,
             cache: if agent.state() == PolicyState::CacheDownloaded {
                 s.cache_note.as_deref()
             } else {

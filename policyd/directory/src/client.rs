@@ -342,8 +342,10 @@ impl Client {
         Ok(pdn)
     }
 
+    /// Adds the entry, or modifies only the attributes that differ (an unchanged object
+    /// keeps its entryCSN, so republishing it marks no policy changed).
     fn write_entry(&mut self, e: &Entry) -> Result<()> {
-        let existing = self.base(&e.dn, &[ATTR_OWNERS])?;
+        let existing = self.base(&e.dn, &["*"])?;
         match existing {
             None => {
                 let attrs: Vec<(String, HashSet<String>)> = e
@@ -374,7 +376,23 @@ impl Client {
                         }
                         continue;
                     }
-                    mods.push(Mod::Replace(k.clone(), v.iter().cloned().collect()));
+                    let norm = |vals: &[String]| -> HashSet<String> {
+                        vals.iter()
+                            .map(|x| {
+                                if k.ends_with("Reference") {
+                                    dn::normalize(x)
+                                } else {
+                                    x.clone()
+                                }
+                            })
+                            .collect()
+                    };
+                    if norm(v) != norm(old.values(k)) {
+                        mods.push(Mod::Replace(k.clone(), v.iter().cloned().collect()));
+                    }
+                }
+                if mods.is_empty() {
+                    return Ok(());
                 }
                 self.conn
                     .modify(&e.dn, mods)

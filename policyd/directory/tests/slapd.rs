@@ -66,9 +66,11 @@ fn publish_assign_to_an_ou_and_download() {
     let d = c.download(&dn).expect("download");
     assert_eq!(d.id, a);
     assert_eq!(Some(d.set), policy_closure(&set, a));
-    // Republishing the same policy is idempotent: same fingerprint ignoring entryCSN
-    // changes is not promised, but the download is identical.
+    // Republishing the same policy writes nothing: the fingerprint (entryCSN included)
+    // stays, so no host re-downloads it.
+    let before = c.fingerprint(&dn).expect("fingerprint");
     c.publish(&set, a).expect("republish");
+    assert_eq!(c.fingerprint(&dn).expect("fingerprint"), before);
     assert_eq!(
         Some(c.download(&dn).expect("download").set),
         policy_closure(&set, a)

@@ -233,6 +233,7 @@ fn status(ctx: &Ctx, run_dir: &Path) -> Result<()> {
     };
     println!("Last directory poll: {last_text}");
     println!("Last poll duration (ms): {}", s(&d["last_poll_ms"]));
+    println!("Downloads since start: {}", s(&d["downloads"]));
     if !d["cache"].is_null() {
         println!("Cached copy: {}", s(&d["cache"]));
     }

@@ -7,6 +7,7 @@
 
 mod boot;
 mod control;
+mod directory;
 mod ikdconf;
 mod interfaces;
 mod service;
@@ -29,6 +30,7 @@ use crate::supervise::Supervisor;
 
 const USAGE: &str = "usage: policyd [--boot] [--store DIR] [--pid-file PATH] [--ikd PATH|--no-ikd]
                [--run-dir DIR] [--control-dir DIR] [--nft PATH] [--poll-interval SECONDS]
+               [--directory CONFIG]
        policyd --version | --help";
 
 /// Command-line options.
@@ -43,6 +45,7 @@ struct Options {
     control_dir: PathBuf,
     nft: PathBuf,
     poll_interval: Option<Duration>,
+    directory: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             control_dir: PathBuf::from(ipsec_control::DEFAULT_DIR),
             nft: default_nft(),
             poll_interval: None,
+            directory: None,
         }
     }
 }
@@ -90,6 +94,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String
             "--no-ikd" => o.no_ikd = true,
             "--run-dir" => o.run_dir = value("--run-dir")?.into(),
             "--control-dir" => o.control_dir = value("--control-dir")?.into(),
+            "--directory" => o.directory = Some(value("--directory")?.into()),
             "--nft" => o.nft = value("--nft")?.into(),
             "--poll-interval" => {
                 let v = value("--poll-interval")?;
@@ -154,7 +159,12 @@ fn read_store(dir: &Path) -> Result<StoreView, StoreError> {
                 settings: s.settings()?,
                 local: s.location(Location::Local)?,
                 persistent: s.location(Location::Persistent)?,
-                cache: s.cache()?,
+                // A corrupt cache is reported and skipped (the local policy applies), never
+                // a reason to refuse the whole store.
+                cache: s.cache().unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "the cached directory policy is corrupt; skipped");
+                    None
+                }),
             })
         });
         match result {
@@ -407,8 +417,11 @@ fn run(o: Options) -> ExitCode {
         ikd_config: None,
         events: tx,
     };
-    let mut agent = Agent::new(service::default_sources(), poll_override);
+    let run_dir = fx.options.run_dir.clone();
+    let dir_state = directory::shared(fx.options.directory.as_deref(), &fx.options.store);
+    let mut agent = Agent::new(directory::sources(&dir_state), poll_override);
     agent.start(&mut fx);
+    directory::write_status(&run_dir, &agent, &dir_state);
     tracing::info!(state = %agent.state(), mode = ?agent.mode(), "policy agent started");
 
     let mut next_poll = Instant::now() + agent.polling_interval();
@@ -427,6 +440,7 @@ fn run(o: Options) -> ExitCode {
             Ok(Event::Terminate) => break,
             Ok(Event::Hangup) => {
                 agent.refresh(&mut fx);
+                directory::write_status(&run_dir, &agent, &dir_state);
                 next_poll = Instant::now() + agent.polling_interval();
             }
             Ok(Event::Interfaces) => {
@@ -456,6 +470,7 @@ fn run(o: Options) -> ExitCode {
         }
         if now >= next_poll {
             agent.poll(&mut fx);
+            directory::write_status(&run_dir, &agent, &dir_state);
             next_poll = Instant::now() + agent.polling_interval();
         }
     }
@@ -521,6 +536,8 @@ mod tests {
             "/c",
             "--poll-interval",
             "2",
+            "--directory",
+            "/etc/ipsec/directory.toml",
         ])
         .expect("all");
         assert!(o.boot);
@@ -528,6 +545,10 @@ mod tests {
         assert_eq!(o.ikd, Some(PathBuf::from("/i")));
         assert_eq!(o.control_dir, PathBuf::from("/c"));
         assert_eq!(o.poll_interval, Some(Duration::from_secs(2)));
+        assert_eq!(
+            o.directory,
+            Some(PathBuf::from("/etc/ipsec/directory.toml"))
+        );
         assert!(parse(&["--poll-interval", "0"]).is_err());
         assert!(parse(&["--store"]).is_err());
         assert!(parse(&["--bogus"]).is_err());

@@ -19,9 +19,9 @@
 //! # Retrieval
 //!
 //! [`PolicySource`]s are asked in order directory → cache → local; the first that has a
-//! policy wins and names the [`PolicyState`]. The directory and the cache report "not
-//! configured" until the directory issue; the local source returns the assigned local
-//! policy. Without a policy the state is [`PolicyState::Initial`] and polling uses the
+//! policy wins and names the [`PolicyState`]. The daemon's directory and cache sources are
+//! in `crate::directory` (LDAP, issue #6); the stubs here report "not configured" (tests,
+//! no directory). The local source returns the assigned local policy. Without a policy the state is [`PolicyState::Initial`] and polling uses the
 //! default interval.
 //!
 //! # Operational modes
@@ -146,12 +146,21 @@ pub(crate) trait PolicySource {
     fn state(&self) -> PolicyState;
     /// Retrieves the policy.
     fn retrieve(&self, view: &StoreView) -> Retrieval;
+    /// A refresh was requested: re-check everything at the next retrieval.
+    fn refresh(&self) {}
+    /// The longest the agent may wait before the next poll for this source's own periodic
+    /// check (the directory's assignment check).
+    fn next_check(&self) -> Option<Duration> {
+        None
+    }
 }
 
-/// The directory (LDAP), a later issue.
+/// A directory that is not configured (tests; the daemon's is `crate::directory`).
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct DirectorySource;
 
+#[cfg(test)]
 impl PolicySource for DirectorySource {
     fn name(&self) -> &'static str {
         "directory"
@@ -164,10 +173,13 @@ impl PolicySource for DirectorySource {
     }
 }
 
-/// The cached copy of the last directory policy; used only with a directory (later issue).
+/// The cache of a directory that is not configured (tests; the daemon's is
+/// `crate::directory`).
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct CacheSource;
 
+#[cfg(test)]
 impl PolicySource for CacheSource {
     fn name(&self) -> &'static str {
         "cache"
@@ -208,7 +220,8 @@ pub(crate) type Found = (Retrieved, PolicyState);
 /// What each source answered, in order.
 pub(crate) type Trail = Vec<(&'static str, Retrieval)>;
 
-/// The standard chain: directory → cache → local.
+/// The chain without a directory: directory → cache → local (tests).
+#[cfg(test)]
 pub(crate) fn default_sources() -> Vec<Box<dyn PolicySource>> {
     vec![
         Box::new(DirectorySource),
@@ -344,9 +357,13 @@ impl Agent {
         self.mode
     }
 
-    /// The interval until the next store poll.
+    /// The interval until the next store poll: the policy's polling interval, or sooner
+    /// when a source's periodic check is due.
     pub(crate) fn polling_interval(&self) -> Duration {
-        self.polling
+        self.sources
+            .iter()
+            .filter_map(|s| s.next_check())
+            .fold(self.polling, Duration::min)
     }
 
     /// The steps taken so far.
@@ -648,6 +665,9 @@ impl Agent {
     /// SIGHUP (`ipsecadm refresh`): poll now.
     pub(crate) fn refresh(&mut self, fx: &mut dyn Effects) {
         tracing::info!("refresh requested");
+        for s in &self.sources {
+            s.refresh();
+        }
         self.poll(fx);
     }
 

@@ -48,6 +48,9 @@ pub(crate) enum Mode {
     /// The running state: kernel SAs and filters, agent settings, immediate rules.
     #[command(subcommand, disable_help_subcommand = true)]
     Dynamic(DynamicCmd),
+    /// The LDAP directory policy store: publish, assign, show (man 5 ipsec-ldap).
+    #[command(subcommand, disable_help_subcommand = true)]
+    Directory(crate::directory::DirectoryCmd),
 }
 
 // ---------------------------------------------------------------- static

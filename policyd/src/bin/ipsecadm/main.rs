@@ -6,10 +6,13 @@
 //!   validated whole before it is committed; assignment, import and export.
 //! - `dynamic`: the kernel's SAs and policies, agent settings, immediate kernel rules and a
 //!   refresh request to the agent.
+//! - `directory`: publish a store location's policy to the LDAP directory, assign it to a
+//!   container, show the directory's policies and where the agent's policy came from.
 //!
 //! Exit codes: 0 ok, 1 usage, 2 validation/store/file, 3 service not available, 4 kernel.
 
 mod cli;
+mod directory;
 mod dynamics;
 mod error;
 mod ikdctl;
@@ -155,6 +158,7 @@ fn run(args: Vec<OsString>) -> i32 {
     let result = match cli.mode {
         Mode::Static(cmd) => statics::run(&ctx, cmd),
         Mode::Dynamic(cmd) => dynamics::run(&ctx, cmd),
+        Mode::Directory(cmd) => directory::run(&ctx, cmd),
     };
     match result {
         Ok(()) => EXIT_OK,

@@ -1,0 +1,332 @@
+//! A throwaway OpenLDAP slapd for tests: its own config, database and socket in a scratch
+//! directory, listening on 127.0.0.1 on a free port, killed by PID when dropped. Never
+//! touches a system slapd. Needs Debian's `slapd` (tests/setup installs it).
+//!
+//! The tree (base `dc=example,dc=org`, admin `cn=admin,dc=example,dc=org` / `secret`):
+//!
+//! ```text
+//! dc=example,dc=org
+//! ├── ou=IP Security            policy container
+//! ├── cn=h4                     host at the domain level
+//! ├── ou=Servers
+//! │   ├── cn=h2
+//! │   └── ou=Web
+//! │       └── cn=h1
+//! └── ou=Isolated
+//!     └── cn=h3
+//! ```
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The base DN.
+pub const BASE: &str = "dc=example,dc=org";
+/// The admin DN.
+pub const ADMIN: &str = "cn=admin,dc=example,dc=org";
+/// The admin password.
+pub const PASSWORD: &str = "secret";
+
+/// A running slapd.
+pub struct Slapd {
+    child: Option<Child>,
+    /// Scratch directory (config, database, password file).
+    pub dir: PathBuf,
+    /// The port on 127.0.0.1.
+    pub port: u16,
+    /// The LDAPS port on 127.0.0.1 (with [`Slapd::start_tls`]).
+    pub ldaps_port: Option<u16>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+const TREE: &str = "dn: dc=example,dc=org
+objectClass: dcObject
+objectClass: organization
+dc: example
+o: Example
+
+dn: ou=IP Security,dc=example,dc=org
+objectClass: organizationalUnit
+ou: IP Security
+
+dn: cn=h4,dc=example,dc=org
+objectClass: device
+cn: h4
+
+dn: ou=Servers,dc=example,dc=org
+objectClass: organizationalUnit
+ou: Servers
+
+dn: cn=h2,ou=Servers,dc=example,dc=org
+objectClass: device
+cn: h2
+
+dn: ou=Web,ou=Servers,dc=example,dc=org
+objectClass: organizationalUnit
+ou: Web
+
+dn: cn=h1,ou=Web,ou=Servers,dc=example,dc=org
+objectClass: device
+cn: h1
+
+dn: ou=Isolated,dc=example,dc=org
+objectClass: organizationalUnit
+ou: Isolated
+
+dn: cn=h3,ou=Isolated,dc=example,dc=org
+objectClass: device
+cn: h3
+";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn ldapi_url(socket: &Path) -> String {
+    format!(
+        "ldapi://{}",
+        socket.display().to_string().replace('/', "%2F")
+    )
+}
+
+/// Whether slapd is installed.
+pub fn available() -> bool {
+    Path::new("/usr/sbin/slapd").exists()
+}
+
+impl Slapd {
+    /// Starts a slapd in a new temporary directory.
+    pub fn start() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, free_port(), true);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a slapd with TLS (StartTLS on the ldap port, and an LDAPS port): a test CA
+    /// (`tls/ca.pem`) and a server certificate for 127.0.0.1 made with openssl.
+    pub fn start_tls() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let tls = dir.join("tls");
+        std::fs::create_dir_all(&tls).expect("tls dir");
+        std::fs::write(
+            tls.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("ext");
+        for args in [
+            "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=ipsec-test-CA",
+            "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1",
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf",
+        ] {
+            let out = Command::new("openssl")
+                .args(args.split(' '))
+                .current_dir(&tls)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut s = Self::start_in(&dir, free_port(), true);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// The test CA of [`Slapd::start_tls`].
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("tls/ca.pem")
+    }
+
+    /// Starts a slapd on `dir` (created and filled with the tree when `init`), or restarts
+    /// one on an existing directory (`init` false).
+    pub fn start_in(dir: &Path, port: u16, init: bool) -> Self {
+        let db = dir.join("db");
+        let conf = dir.join("slapd.conf");
+        let tls = dir.join("tls");
+        let ldaps_port = tls.exists().then(free_port);
+        if init {
+            std::fs::create_dir_all(&db).expect("db dir");
+            let schema = dir.join("ipsec-policy.schema");
+            std::fs::write(&schema, ipsec_directory::schema::SCHEMA).expect("schema");
+            let tls_conf = if tls.exists() {
+                format!(
+                    "TLSCACertificateFile {t}/ca.pem\nTLSCertificateFile {t}/server.pem\nTLSCertificateKeyFile {t}/server.key\n",
+                    t = tls.display()
+                )
+            } else {
+                String::new()
+            };
+            let text = format!(
+                "{tls_conf}include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include {schema}
+pidfile {dir}/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+sockbuf_max_incoming_auth 67108864
+sizelimit unlimited
+access to * by * read
+database mdb
+maxsize 1073741824
+suffix \"{BASE}\"
+rootdn \"{ADMIN}\"
+rootpw {PASSWORD}
+directory {db}
+index objectClass eq
+index ipsecOwnersReference eq
+",
+                schema = schema.display(),
+                dir = dir.display(),
+                db = db.display(),
+            );
+            std::fs::write(&conf, text).expect("slapd.conf");
+            let ldif = dir.join("tree.ldif");
+            std::fs::write(&ldif, TREE).expect("tree.ldif");
+            let out = Command::new("/usr/sbin/slapadd")
+                .arg("-f")
+                .arg(&conf)
+                .arg("-l")
+                .arg(&ldif)
+                .output()
+                .expect("slapadd runs");
+            assert!(
+                out.status.success(),
+                "slapadd: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let log = std::fs::File::create(dir.join("slapd.log")).expect("log");
+        let child = Command::new("/usr/sbin/slapd")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-h")
+            .arg(format!(
+                "ldap://127.0.0.1:{port}/ {}{}",
+                ldapi_url(&dir.join("ldapi")),
+                ldaps_port.map_or(String::new(), |p| format!(" ldaps://127.0.0.1:{p}/"))
+            ))
+            .arg("-d")
+            .arg("0")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("slapd starts");
+        let s = Self {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            port,
+            ldaps_port,
+            _tmp: None,
+        };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "slapd did not listen on {}: {}",
+            self.port,
+            std::fs::read_to_string(self.dir.join("slapd.log")).unwrap_or_default()
+        );
+    }
+
+    /// `ldap://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// The `ldapi://` URL of the Unix socket (reachable from every network namespace).
+    pub fn ldapi(&self) -> String {
+        ldapi_url(&self.dir.join("ldapi"))
+    }
+
+    /// Writes the admin password file (0600) and returns its path.
+    pub fn password_file(&self) -> PathBuf {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let p = self.dir.join("admin.secret");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&p)
+            .expect("password file");
+        writeln!(f, "{PASSWORD}").expect("write");
+        p
+    }
+
+    /// A directory configuration text for `host_cn`, bound as the admin.
+    pub fn config(&self, host_cn: &str) -> String {
+        format!(
+            "url = \"{}\"\nbase = \"{BASE}\"\nhost-cn = \"{host_cn}\"\nbind = \"simple\"\nbind-dn = \"{ADMIN}\"\npassword-file = \"{}\"\ntimeout-seconds = 5\n",
+            self.url(),
+            self.password_file().display()
+        )
+    }
+
+    /// Runs ldapmodify as the admin with `ldif`; panics on failure.
+    pub fn ldapmodify(&self, ldif: &str) {
+        let mut c = Command::new("ldapmodify")
+            .args(["-x", "-H", &self.url(), "-D", ADMIN, "-w", PASSWORD])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ldapmodify runs");
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(ldif.as_bytes())
+            .expect("ldif");
+        let out = c.wait_with_output().expect("ldapmodify");
+        assert!(
+            out.status.success(),
+            "ldapmodify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops slapd (SIGTERM to our child, by PID) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

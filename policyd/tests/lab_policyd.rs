@@ -15,7 +15,7 @@ use ipsec_policy::{
     Action, ConnectionType, Endpoint, Filter, FilterList, Location, PolicySet, Protocol, Rule,
     Store,
 };
-use support::{ip_in, ping, run_in, Hosts, IP};
+use support::{ip_in, ping, run_in, run_in_ok, Hosts, IP};
 use uuid::Uuid;
 
 const POLICYD: &str = env!("CARGO_BIN_EXE_policyd");
@@ -265,20 +265,43 @@ impl Drop for Agent {
 
 /// Sends three UDP datagrams from `from` (source port `sport`) to `to:dport` and reports
 /// whether a listener in `listen_ns` received one.
+///
+/// No fixed sleeps: the listener says `ready` once its socket is bound, and the datagrams
+/// are sent only then (a panic, not a false "dropped", when it never gets there), so a
+/// datagram the firewall passes waits in the bound socket's buffer however slowly the
+/// listener is scheduled. The listener ends at the first datagram; after the sender has
+/// sent all three it gets a generous grace period to read one, and only when none arrives
+/// within it does this report `false`.
 fn udp_passes(listen_ns: &str, from: &str, sport: u16, to: &str, dport: u16) -> bool {
-    let listener = Command::new(IP)
+    use std::io::BufRead;
+    let mut listener = Command::new(IP)
         .args(["netns", "exec", listen_ns, "python3", "-c"])
         .arg(format!(
             "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
              s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
-             s.bind(('0.0.0.0',{dport}))\ns.settimeout(3)\nprint(s.recv(100).decode())\n"
+             s.bind(('0.0.0.0',{dport}))\nprint('ready',flush=True)\n\
+             s.settimeout(120)\nprint(s.recv(100).decode(),flush=True)\n"
         ))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("listener");
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = run_in(
+    let stdout = listener.stdout.take().expect("listener stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(60));
+    if !matches!(&ready, Ok(Ok(l)) if l == "ready") {
+        let _ = listener.kill();
+        let _ = listener.wait();
+        panic!("the UDP listener on port {dport} in {listen_ns} never became ready: {ready:?}");
+    }
+    run_in_ok(
         from,
         "python3",
         &[
@@ -291,10 +314,13 @@ fn udp_passes(listen_ns: &str, from: &str, sport: u16, to: &str, dport: u16) -> 
             ),
         ],
     );
-    listener
-        .wait_with_output()
-        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains('x'))
-        .unwrap_or(false)
+    let received = matches!(
+        rx.recv_timeout(Duration::from_secs(10)),
+        Ok(Ok(l)) if l.contains('x')
+    );
+    let _ = listener.kill();
+    let _ = listener.wait();
+    received
 }
 
 #[test]

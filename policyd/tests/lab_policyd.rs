@@ -598,50 +598,36 @@ fn sigterm_removes_owned_policies_and_leaves_a_foreign_one() {
     assert!(!s.pid_file().exists(), "pid file removed");
 }
 
-/// Adds to the lab policy `policy` a rule negotiating ICMP with `peer` (a mirrored filter,
-/// the negotiating rule's filter action and preshared key), so that pings are negotiated
-/// too. A rule of its own: it gets its own reqid (ikd.conf wants one per connection).
+/// Adds to the filter list of the lab policy `policy`'s negotiating rule a mirrored filter
+/// for ICMP with `peer`, so that pings are negotiated too. The rule then has two
+/// single-address filters, and ikd gets two connections with a reqid each (one per filter).
 fn negotiate_icmp_too(s: &Setup, policy: &str, peer: std::net::IpAddr) {
     s.store()
         .update(Location::Local, |c| {
             let p = c.set.policy_by_name(policy).expect("lab policy").clone();
-            let template = p
+            let rule = p
                 .rules
                 .iter()
                 .find(|r| r.name.starts_with("Negotiate"))
-                .expect("negotiating rule")
-                .clone();
-            let list = FilterList {
-                id: Uuid::from_u128(0x1c4d_0000_0000_0000_0000_0000_0000_0001),
-                version: 1,
-                name: "Lab ICMP with the peer".into(),
-                description: String::new(),
-                filters: vec![Filter {
-                    id: Uuid::from_u128(0x1c4d_0000_0000_0000_0000_0000_0000_0002),
-                    version: 1,
-                    description: "ICMP with the peer".into(),
-                    source: Endpoint::MyAddress,
-                    destination: Endpoint::Address(peer),
-                    mirrored: true,
-                    protocol: Protocol::ICMP,
-                    source_port: 0,
-                    destination_port: 0,
-                }],
-            };
-            let rule = Rule {
-                id: Uuid::from_u128(0x1c4d_0000_0000_0000_0000_0000_0000_0003),
-                name: "Negotiate ICMP with the peer".into(),
-                filter_list: list.id,
-                ..template
-            };
-            c.set.filter_lists.push(list);
-            let policy = c
+                .expect("negotiating rule");
+            let list = c
                 .set
-                .policies
+                .filter_lists
                 .iter_mut()
-                .find(|q| q.id == p.id)
-                .expect("policy");
-            policy.rules.push(rule);
+                .find(|l| l.id == rule.filter_list)
+                .expect("the rule's filter list");
+            list.filters.push(Filter {
+                id: Uuid::from_u128(0x1c4d_0000_0000_0000_0000_0000_0000_0002),
+                version: 1,
+                description: "ICMP with the peer".into(),
+                source: Endpoint::MyAddress,
+                destination: Endpoint::Address(peer),
+                mirrored: true,
+                protocol: Protocol::ICMP,
+                source_port: 0,
+                destination_port: 0,
+            });
+            list.version += 1;
             c.assigned = Some(p.id);
             Ok(())
         })
@@ -961,7 +947,8 @@ fn the_default_response_rule_answers_a_peer_without_a_filter_with_a_dynamic_filt
             Ok(())
         })
         .expect("update");
-    // h3: requests security for ICMP with h1 (Betty's policy without its telnet rule).
+    // h3: requests security for ICMP with h1 (Betty's negotiating rule with its telnet
+    // filter replaced by one for ICMP with h1).
     let s3 = Setup::new();
     s3.boot_mode(BootMode::Permit, vec![]);
     let betty = ipsec_policy::defaults::LAB_BETTY;
@@ -969,9 +956,15 @@ fn the_default_response_rule_answers_a_peer_without_a_filter_with_a_dynamic_filt
     negotiate_icmp_too(&s3, betty, a1);
     s3.store()
         .update(Location::Local, |c| {
-            for p in &mut c.set.policies {
-                if p.name == betty {
-                    p.rules.retain(|r| !r.name.contains("telnet"));
+            let list = c
+                .set
+                .policy_by_name(betty)
+                .and_then(|p| p.rules.iter().find(|r| r.name.starts_with("Negotiate")))
+                .map(|r| r.filter_list)
+                .expect("negotiating rule");
+            for l in &mut c.set.filter_lists {
+                if l.id == list {
+                    l.filters.retain(|f| f.protocol == Protocol::ICMP);
                 }
             }
             Ok(())

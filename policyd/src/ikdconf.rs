@@ -12,8 +12,10 @@
 //!   side of each filter, and in transport mode `local` (needed by ikd to initiate): the
 //!   source of the outbound kernel policy compiled from the filter, i.e. "my address"
 //!   expanded (checked with `ikd --check-config` and used by `tests/demo`);
-//! - one `[[connections]]` per such filter, with the rule's reqid (so ikd's SAs meet the
-//!   templates policyd installed), protocol, ports, mode, quick-mode PFS and methods.
+//! - one `[[connections]]` per such filter, with the filter's reqid (the agent compiles one
+//!   per filter of a negotiating rule, `ipsec_agent::ReqidKey`, so each connection has its
+//!   own and ikd's SAs meet the templates policyd installed for that filter), protocol,
+//!   ports, mode, quick-mode PFS and methods.
 //!
 //! Kerberos and certificate rules are left out (ikd has no such authentication yet) and so
 //! are filters whose far side is not one address (subnets, any, keywords): ikd answers them
@@ -23,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ipsec_agent::DesiredState;
+use ipsec_agent::{DesiredState, ReqidKey};
 use ipsec_policy::{
     Action, AuthMethod, DhGroup, Encryption, Endpoint, Integrity, Policy, PolicySet, PresharedKey,
     QuickModeMethod,
@@ -247,9 +249,6 @@ pub(crate) fn generate(applied: &[Applied<'_>], desired: &DesiredState) -> Strin
             }) else {
                 continue;
             };
-            let Some(&reqid) = desired.reqids.get(&rule.id) else {
-                continue;
-            };
             let Some(list) = a.set.filter_list(rule.filter_list) else {
                 continue;
             };
@@ -266,6 +265,13 @@ pub(crate) fn generate(applied: &[Applied<'_>], desired: &DesiredState) -> Strin
                     },
                 };
                 let Some(peer_addr) = peer_addr else {
+                    continue;
+                };
+                // The reqid of this filter's templates; none when it compiled to nothing.
+                let Some(&reqid) = desired.reqids.get(&ReqidKey {
+                    rule: rule.id,
+                    filter: f.id,
+                }) else {
                     continue;
                 };
                 let count = peers.len();
@@ -471,6 +477,85 @@ mod tests {
             v["main-mode"]["methods"][0]["encryption"].as_str(),
             Some("3des")
         );
+    }
+
+    /// A rule with two single-address filters (telnet and ICMP with Betty) gives two
+    /// connections: each with a reqid of its own (ikd refuses a reqid used twice), the one
+    /// in the templates of the kernel policies compiled from its filter.
+    #[test]
+    fn two_single_address_filters_of_one_rule_get_distinct_reqids_matching_their_templates() {
+        let mut set = default_store();
+        let policy = set.policy_by_name(LAB_ANDY).expect("lab policy").clone();
+        let rule = policy
+            .rules
+            .iter()
+            .find(|r| r.name.starts_with("Negotiate"))
+            .expect("negotiating rule")
+            .clone();
+        let list = set
+            .filter_lists
+            .iter_mut()
+            .find(|l| l.id == rule.filter_list)
+            .expect("filter list");
+        assert_eq!(list.filters.len(), 1);
+        let mut icmp = list.filters[0].clone();
+        icmp.id = uuid::Uuid::from_u128(0x1c4d_0000_0000_0000_0000_0000_0000_0002);
+        icmp.protocol = ipsec_policy::Protocol::ICMP;
+        icmp.source_port = 0;
+        icmp.destination_port = 0;
+        list.filters.push(icmp);
+        ipsec_policy::validate(&set).expect("valid");
+        let policy = set.policy(policy.id).expect("policy");
+        let desired = compile(
+            &set,
+            policy,
+            &InterfaceSnapshot {
+                addresses: vec![ipsec_policy::InterfaceAddress {
+                    interface: "eth0".into(),
+                    address: LAB_ANDY_ADDR.into(),
+                    kind: ipsec_policy::InterfaceKind::Lan,
+                }],
+                ..InterfaceSnapshot::default()
+            },
+            &CompileOptions::default(),
+        )
+        .expect("compile");
+        let text = generate(&[Applied { set: &set, policy }], &desired);
+        let v: toml::Table = toml::from_str(&text).expect("toml");
+        let conns = v["connections"].as_array().expect("connections");
+        assert_eq!(conns.len(), 2, "{text}");
+        let reqids: Vec<i64> = conns
+            .iter()
+            .map(|c| c["reqid"].as_integer().expect("reqid"))
+            .collect();
+        assert_ne!(reqids[0], reqids[1], "{text}");
+        // Each connection's reqid is the one of its filter's kernel templates (both
+        // directions), and no other filter's.
+        let list = set.filter_list(rule.filter_list).expect("filter list");
+        for (c, f) in conns.iter().zip(&list.filters) {
+            let templates: Vec<u32> = desired
+                .entries
+                .iter()
+                .filter(|e| e.rule == rule.id && e.filter == f.id)
+                .flat_map(|e| match &e.policy.action {
+                    pfkey::PolicyAction::Protect(t) => t.iter().map(|t| t.reqid).collect(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            assert_eq!(templates.len(), 2, "in and out: {templates:?}");
+            let reqid = c["reqid"].as_integer().expect("reqid");
+            assert!(
+                templates.iter().all(|&t| i64::from(t) == reqid),
+                "{c:?} vs {templates:?}"
+            );
+            assert_eq!(
+                c["protocol"].as_integer(),
+                Some(i64::from(match f.protocol {
+                    ipsec_policy::Protocol::Any => 0,
+                    ipsec_policy::Protocol::Number(n) => n,
+                }))
+            );
+        }
     }
 
     #[test]

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use ipsec_agent::{apply, compile, CompileOptions, DesiredState};
+use ipsec_agent::{apply, compile, CompileOptions, DesiredState, ReqidKey};
 use ipsec_policy::settings::BootMode;
 use ipsec_policy::store::CachedPolicy;
 use ipsec_policy::{InterfaceSnapshot, LocationContents, Policy, PolicySet, Settings, StoreError};
@@ -288,7 +288,7 @@ pub(crate) struct Agent {
     polling: Duration,
     polling_override: Option<Duration>,
     snapshot: InterfaceSnapshot,
-    reqids: BTreeMap<Uuid, u32>,
+    reqids: BTreeMap<ReqidKey, u32>,
     applied: Option<Applied0>,
     /// The kernel state of the last successful apply (for the fall-back-to-clear hook).
     desired: Option<DesiredState>,
@@ -452,7 +452,7 @@ impl Agent {
     fn compile_one(
         &self,
         r: &Retrieved,
-        reqids: &BTreeMap<Uuid, u32>,
+        reqids: &BTreeMap<ReqidKey, u32>,
     ) -> Result<DesiredState, String> {
         let policy: &Policy = r
             .set
@@ -484,13 +484,14 @@ impl Agent {
                     merged.entries.push(e);
                 }
             }
-            for (rule, reqid) in d.reqids {
+            for (key, reqid) in d.reqids {
                 if merged.reqids.values().any(|&r| r == reqid) {
                     return Err(format!(
-                        "reqid {reqid:#x} of rule {{{rule}}} is taken by the persistent policy"
+                        "reqid {reqid:#x} of rule {{{}}} is taken by the persistent policy",
+                        key.rule
                     ));
                 }
-                merged.reqids.insert(rule, reqid);
+                merged.reqids.insert(key, reqid);
             }
             merged.notes.extend(d.notes);
         }

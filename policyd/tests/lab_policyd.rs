@@ -15,7 +15,7 @@ use ipsec_policy::{
     Action, ConnectionType, Endpoint, Filter, FilterList, Location, PolicySet, Protocol, Rule,
     Store,
 };
-use support::{ip_in, ping, run_in, Hosts, IP};
+use support::{ip_in, ping, run_in, run_in_ok, Hosts, IP};
 use uuid::Uuid;
 
 const POLICYD: &str = env!("CARGO_BIN_EXE_policyd");
@@ -265,20 +265,43 @@ impl Drop for Agent {
 
 /// Sends three UDP datagrams from `from` (source port `sport`) to `to:dport` and reports
 /// whether a listener in `listen_ns` received one.
+///
+/// No fixed sleeps: the listener says `ready` once its socket is bound, and the datagrams
+/// are sent only then (a panic, not a false "dropped", when it never gets there), so a
+/// datagram the firewall passes waits in the bound socket's buffer however slowly the
+/// listener is scheduled. The listener ends at the first datagram; after the sender has
+/// sent all three it gets a generous grace period to read one, and only when none arrives
+/// within it does this report `false`.
 fn udp_passes(listen_ns: &str, from: &str, sport: u16, to: &str, dport: u16) -> bool {
-    let listener = Command::new(IP)
+    use std::io::BufRead;
+    let mut listener = Command::new(IP)
         .args(["netns", "exec", listen_ns, "python3", "-c"])
         .arg(format!(
             "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
              s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
-             s.bind(('0.0.0.0',{dport}))\ns.settimeout(3)\nprint(s.recv(100).decode())\n"
+             s.bind(('0.0.0.0',{dport}))\nprint('ready',flush=True)\n\
+             s.settimeout(120)\nprint(s.recv(100).decode(),flush=True)\n"
         ))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("listener");
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = run_in(
+    let stdout = listener.stdout.take().expect("listener stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(60));
+    if !matches!(&ready, Ok(Ok(l)) if l == "ready") {
+        let _ = listener.kill();
+        let _ = listener.wait();
+        panic!("the UDP listener on port {dport} in {listen_ns} never became ready: {ready:?}");
+    }
+    run_in_ok(
         from,
         "python3",
         &[
@@ -291,10 +314,13 @@ fn udp_passes(listen_ns: &str, from: &str, sport: u16, to: &str, dport: u16) -> 
             ),
         ],
     );
-    listener
-        .wait_with_output()
-        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains('x'))
-        .unwrap_or(false)
+    let received = matches!(
+        rx.recv_timeout(Duration::from_secs(10)),
+        Ok(Ok(l)) if l.contains('x')
+    );
+    let _ = listener.kill();
+    let _ = listener.wait();
+    received
 }
 
 #[test]
@@ -572,50 +598,36 @@ fn sigterm_removes_owned_policies_and_leaves_a_foreign_one() {
     assert!(!s.pid_file().exists(), "pid file removed");
 }
 
-/// Adds to the lab policy `policy` a rule negotiating ICMP with `peer` (a mirrored filter,
-/// the negotiating rule's filter action and preshared key), so that pings are negotiated
-/// too. A rule of its own: it gets its own reqid (ikd.conf wants one per connection).
+/// Adds to the filter list of the lab policy `policy`'s negotiating rule a mirrored filter
+/// for ICMP with `peer`, so that pings are negotiated too. The rule then has two
+/// single-address filters, and ikd gets two connections with a reqid each (one per filter).
 fn negotiate_icmp_too(s: &Setup, policy: &str, peer: std::net::IpAddr) {
     s.store()
         .update(Location::Local, |c| {
             let p = c.set.policy_by_name(policy).expect("lab policy").clone();
-            let template = p
+            let rule = p
                 .rules
                 .iter()
                 .find(|r| r.name.starts_with("Negotiate"))
-                .expect("negotiating rule")
-                .clone();
-            let list = FilterList {
-                id: Uuid::from_u128(0x1c4d_0000_0000_0000_0000_0000_0000_0001),
-                version: 1,
-                name: "Lab ICMP with the peer".into(),
-                description: String::new(),
-                filters: vec![Filter {
-                    id: Uuid::from_u128(0x1c4d_0000_0000_0000_0000_0000_0000_0002),
-                    version: 1,
-                    description: "ICMP with the peer".into(),
-                    source: Endpoint::MyAddress,
-                    destination: Endpoint::Address(peer),
-                    mirrored: true,
-                    protocol: Protocol::ICMP,
-                    source_port: 0,
-                    destination_port: 0,
-                }],
-            };
-            let rule = Rule {
-                id: Uuid::from_u128(0x1c4d_0000_0000_0000_0000_0000_0000_0003),
-                name: "Negotiate ICMP with the peer".into(),
-                filter_list: list.id,
-                ..template
-            };
-            c.set.filter_lists.push(list);
-            let policy = c
+                .expect("negotiating rule");
+            let list = c
                 .set
-                .policies
+                .filter_lists
                 .iter_mut()
-                .find(|q| q.id == p.id)
-                .expect("policy");
-            policy.rules.push(rule);
+                .find(|l| l.id == rule.filter_list)
+                .expect("the rule's filter list");
+            list.filters.push(Filter {
+                id: Uuid::from_u128(0x1c4d_0000_0000_0000_0000_0000_0000_0002),
+                version: 1,
+                description: "ICMP with the peer".into(),
+                source: Endpoint::MyAddress,
+                destination: Endpoint::Address(peer),
+                mirrored: true,
+                protocol: Protocol::ICMP,
+                source_port: 0,
+                destination_port: 0,
+            });
+            list.version += 1;
             c.assigned = Some(p.id);
             Ok(())
         })
@@ -935,7 +947,8 @@ fn the_default_response_rule_answers_a_peer_without_a_filter_with_a_dynamic_filt
             Ok(())
         })
         .expect("update");
-    // h3: requests security for ICMP with h1 (Betty's policy without its telnet rule).
+    // h3: requests security for ICMP with h1 (Betty's negotiating rule with its telnet
+    // filter replaced by one for ICMP with h1).
     let s3 = Setup::new();
     s3.boot_mode(BootMode::Permit, vec![]);
     let betty = ipsec_policy::defaults::LAB_BETTY;
@@ -943,9 +956,15 @@ fn the_default_response_rule_answers_a_peer_without_a_filter_with_a_dynamic_filt
     negotiate_icmp_too(&s3, betty, a1);
     s3.store()
         .update(Location::Local, |c| {
-            for p in &mut c.set.policies {
-                if p.name == betty {
-                    p.rules.retain(|r| !r.name.contains("telnet"));
+            let list = c
+                .set
+                .policy_by_name(betty)
+                .and_then(|p| p.rules.iter().find(|r| r.name.starts_with("Negotiate")))
+                .map(|r| r.filter_list)
+                .expect("negotiating rule");
+            for l in &mut c.set.filter_lists {
+                if l.id == list {
+                    l.filters.retain(|f| f.protocol == Protocol::ICMP);
                 }
             }
             Ok(())

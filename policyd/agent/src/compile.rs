@@ -14,7 +14,7 @@
 //! | filter neither from nor to this computer (e.g. any ↔ any) | both `dir out` and `dir in` |
 //! | **permit** | `action allow` |
 //! | **block** | `action block` |
-//! | **negotiate** (transport) | `action allow` + templates from the *first* security method: ESP and/or AH (ESP innermost, AH outermost), mode transport, reqid of the rule, level `required`, both directions |
+//! | **negotiate** (transport) | `action allow` + templates from the *first* security method: ESP and/or AH (ESP innermost, AH outermost), mode transport, reqid of the filter (below), level `required`, both directions |
 //! | **negotiate**, tunnel endpoint *E* not one of this computer's addresses | `dir out` only, templates mode tunnel from the unspecified address (the kernel takes the routed source) to *E*, level `required` |
 //! | **negotiate**, tunnel endpoint *E* one of this computer's addresses | `dir in` (and `dir fwd` when [`CompileOptions::gateway`] and the destination is not this computer), tunnel from any peer gateway (unspecified source) to *E*, level `required` |
 //! | **accept unsecured communication but always respond using IPsec** (inbound pass-through) | outbound as negotiate (level `required`); inbound templates level `use` (XFRM `optional`, PF_KEY `use`): clear packets are accepted, SAs are used when present |
@@ -28,13 +28,17 @@
 //!
 //! # Reqids
 //!
-//! Every negotiating rule gets one reqid from the owned range (`0x3000..=0x3fff`), shared by
-//! all its kernel policies and the SAs ikd negotiates for it. The reqid is the one recorded
-//! for the rule in [`CompileOptions::previous_reqids`] (the previous [`DesiredState::reqids`])
-//! when it is still free; otherwise it is derived from the rule GUID (a fold of its 128
-//! bits modulo the range size), probing upwards on collision. Rules are allocated in GUID
-//! order after the kept ones, so the result does not depend on rule order, and a rule keeps
-//! its reqid across re-applies and across edits of other rules.
+//! Every filter of a negotiating rule ([`ReqidKey`]: rule and filter GUIDs) gets one reqid
+//! from the owned range (`0x3000..=0x3fff`), shared by all the kernel policies compiled from
+//! it (both halves of a mirrored filter, every "my address" expansion) and the SAs ikd
+//! negotiates for it. One per filter, not per rule: ikd negotiates one connection per filter
+//! and needs a distinct reqid for each (two connections of one reqid would let the kernel
+//! use either's SAs for the other's traffic). The reqid is the one recorded for the filter
+//! in [`CompileOptions::previous_reqids`] (the previous [`DesiredState::reqids`]) when it is
+//! still free; otherwise it is derived from the two GUIDs (a fold of their bits modulo the
+//! range size), probing upwards on collision. Keys are allocated in GUID order after the
+//! kept ones, so the result does not depend on rule or filter order, and a filter keeps its
+//! reqid across re-applies and across edits of other rules and filters.
 //!
 //! This module performs no I/O and does not validate the policy set: call
 //! [`ipsec_policy::validate()`] first. It refuses (with [`Error`]) what it cannot map.
@@ -65,9 +69,19 @@ pub struct CompileOptions {
     /// tunnel rules also get `dir fwd` policies.
     pub gateway: bool,
     /// Reqids of the previous compilation ([`DesiredState::reqids`]), kept where possible.
-    pub previous_reqids: BTreeMap<Uuid, u32>,
+    pub previous_reqids: BTreeMap<ReqidKey, u32>,
     /// The owned reqid and priority ranges.
     pub ownership: Ownership,
+}
+
+/// What a reqid belongs to: one filter of one negotiating rule (module docs: reqids). A
+/// filter list shared by two rules gives each rule's filters reqids of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReqidKey {
+    /// The rule.
+    pub rule: Uuid,
+    /// The filter of the rule's filter list.
+    pub filter: Uuid,
 }
 
 /// One kernel policy of the desired state and where it came from.
@@ -101,8 +115,9 @@ pub enum CompileNote {
 pub struct DesiredState {
     /// The policies, highest precedence first; one per [`PolicyId`].
     pub entries: Vec<DesiredEntry>,
-    /// The reqid of each negotiating rule (pass back as [`CompileOptions::previous_reqids`]).
-    pub reqids: BTreeMap<Uuid, u32>,
+    /// The reqid of each filter of each negotiating rule, as in the templates of its kernel
+    /// policies (pass back as [`CompileOptions::previous_reqids`]).
+    pub reqids: BTreeMap<ReqidKey, u32>,
     /// Warnings.
     pub notes: Vec<CompileNote>,
 }
@@ -310,39 +325,45 @@ fn fold(id: Uuid) -> u64 {
     h ^ (h >> 32)
 }
 
-/// Allocates reqids for `rules` (GUIDs of negotiating rules), keeping previous ones.
+/// The starting point of a key's probe: the rule's fold, mixed with the filter's (rotated,
+/// so that equal GUIDs do not cancel out).
+fn fold_key(k: &ReqidKey) -> u64 {
+    fold(k.rule) ^ fold(k.filter).rotate_left(17)
+}
+
+/// Allocates reqids for `keys` (filters of negotiating rules), keeping previous ones.
 fn allocate_reqids(
-    rules: &BTreeSet<Uuid>,
-    previous: &BTreeMap<Uuid, u32>,
+    keys: &BTreeSet<ReqidKey>,
+    previous: &BTreeMap<ReqidKey, u32>,
     ownership: &Ownership,
-) -> Result<BTreeMap<Uuid, u32>, Error> {
+) -> Result<BTreeMap<ReqidKey, u32>, Error> {
     let range = ownership.reqids.clone();
     let mut taken = BTreeSet::new();
     let mut out = BTreeMap::new();
-    for rule in rules {
-        if let Some(&r) = previous.get(rule) {
+    for key in keys {
+        if let Some(&r) = previous.get(key) {
             if range.contains(&r) && taken.insert(r) {
-                out.insert(*rule, r);
+                out.insert(*key, r);
             }
         }
     }
     let start = *range.start();
     let size = u64::from(range.end().saturating_sub(start)) + 1;
-    let fresh: Vec<Uuid> = rules
+    let fresh: Vec<ReqidKey> = keys
         .iter()
-        .filter(|r| !out.contains_key(*r))
+        .filter(|k| !out.contains_key(*k))
         .copied()
         .collect();
-    for rule in &fresh {
-        let first = fold(*rule) % size;
+    for key in &fresh {
+        let first = fold_key(key) % size;
         let reqid = (0..size)
             .map(|i| (first + i) % size)
             .filter_map(|off| u32::try_from(off).ok())
             .map(|off| start + off)
             .find(|r| !taken.contains(r))
-            .ok_or(Error::ReqidsExhausted { rule: *rule })?;
+            .ok_or(Error::ReqidsExhausted { rule: key.rule })?;
         taken.insert(reqid);
-        out.insert(*rule, reqid);
+        out.insert(*key, reqid);
     }
     Ok(out)
 }
@@ -385,12 +406,17 @@ pub fn compile(
     let filters = expand(set, policy, snapshot);
     let local: BTreeSet<IpAddr> = snapshot.addresses.iter().map(|a| a.address).collect();
 
-    // Reqids and template protocols for every negotiating rule that has filters.
+    // Reqids for every filter of a negotiating rule, template protocols for every such rule.
     let mut negotiating = BTreeSet::new();
+    let mut keys = BTreeSet::new();
     let mut notes = Vec::new();
     let mut protocols: BTreeMap<Uuid, Vec<SecurityProtocol>> = BTreeMap::new();
     for f in &filters {
         if let Action::Negotiate(n) = &f.action {
+            keys.insert(ReqidKey {
+                rule: f.rule,
+                filter: f.filter,
+            });
             if negotiating.insert(f.rule) {
                 let first = n
                     .methods
@@ -417,7 +443,7 @@ pub fn compile(
             }
         }
     }
-    let reqids = allocate_reqids(&negotiating, &options.previous_reqids, &options.ownership)?;
+    let reqids = allocate_reqids(&keys, &options.previous_reqids, &options.ownership)?;
 
     let mut entries: Vec<DesiredEntry> = Vec::new();
     let mut seen = BTreeSet::new();
@@ -438,7 +464,10 @@ pub fn compile(
             Action::Negotiate(n) => {
                 fall_back = n.fall_back_to_clear;
                 let reqid = reqids
-                    .get(&f.rule)
+                    .get(&ReqidKey {
+                        rule: f.rule,
+                        filter: f.filter,
+                    })
                     .copied()
                     .ok_or(Error::ReqidsExhausted { rule: f.rule })?;
                 let protos = protocols.get(&f.rule).cloned().unwrap_or_default();

@@ -23,7 +23,7 @@ pub enum Error {
         /// The rule.
         rule: Uuid,
     },
-    /// More negotiating rules than owned reqids.
+    /// More filters of negotiating rules than owned reqids.
     #[error("no free reqid in the owned range for rule {rule}")]
     ReqidsExhausted {
         /// The rule that found none.

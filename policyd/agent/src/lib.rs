@@ -18,5 +18,5 @@ pub mod compile;
 mod error;
 
 pub use apply::{apply, plan, ApplyReport, Change};
-pub use compile::{compile, CompileNote, CompileOptions, DesiredEntry, DesiredState};
+pub use compile::{compile, CompileNote, CompileOptions, DesiredEntry, DesiredState, ReqidKey};
 pub use error::Error;

@@ -147,9 +147,12 @@ fn reqid_collisions_are_resolved_and_exhaustion_is_an_error() {
         l.id = uuid::Uuid::from_u128(0x5000 + u128::from(i));
         l.name = format!("port {i}");
         l.filters[0].destination_port = 1000 + i;
-        l.filters[0].id = uuid::Uuid::from_u128(0x6000 + u128::from(i));
+        // Filter GUIDs that fold to zero as well: every (rule, filter) starts its probe at
+        // the same reqid.
+        let f = 0x6000 + u128::from(i);
+        l.filters[0].id = uuid::Uuid::from_u128((f << 64) | f);
         let mut r = template.clone();
-        // Same low 64 bits folded with the same high bits: every rule hashes alike.
+        // Same low 64 bits folded with the same high bits: every rule folds to zero.
         r.id = uuid::Uuid::from_u128((u128::from(i) << 64) | u128::from(i));
         r.name = format!("rule {i}");
         r.filter_list = l.id;

@@ -71,12 +71,15 @@
 //! Not done here: SAs (ikd's), boot modes, and locking against concurrent appliers (the
 //! agent applies from one thread).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use pfkey::{KernelInterface, Ownership, Policy, PolicyAction, PolicyId, TemplateLevel};
+use pfkey::{
+    Direction, KernelInterface, Mark, Ownership, Policy, PolicyAction, PolicyId, Selector,
+    TemplateLevel,
+};
 
-use crate::compile::DesiredState;
+use crate::compile::{selector_contains, DesiredState};
 use crate::Error;
 
 /// One kernel request of a plan.
@@ -167,6 +170,14 @@ pub fn plan(
             current.insert(key(&p.id), p);
         }
     }
+    // Foreign policies by identity (the first installed one of each), so that checking
+    // every desired policy against them is not a scan of the whole SPD per policy.
+    let mut foreign_ids: HashMap<&PolicyId, &Policy> = HashMap::new();
+    for p in installed {
+        if !ownership.owns_policy(p) {
+            foreign_ids.entry(&p.id).or_insert(p);
+        }
+    }
     let mut wanted: BTreeMap<Key, &Policy> = BTreeMap::new();
     for d in desired.policies() {
         if !ownership.owns_policy(d) {
@@ -174,10 +185,7 @@ pub fn plan(
                 priority: d.priority,
             });
         }
-        if let Some(foreign) = installed
-            .iter()
-            .find(|p| p.id == d.id && !ownership.owns_policy(p))
-        {
+        if let Some(foreign) = foreign_ids.get(&d.id) {
             return Err(Error::ForeignConflict {
                 id: Box::new(d.id),
                 foreign_priority: foreign.priority,
@@ -186,8 +194,9 @@ pub fn plan(
         wanted.insert(key(&d.id), d);
     }
     // Installed policies that stay as they are.
+    let soft = SoftClearIndex::new(desired);
     let unchanged =
-        |k: &Key, c: &Policy| wanted.get(k).is_some_and(|d| same(c, d)) || desired.is_soft_clear(c);
+        |k: &Key, c: &Policy| wanted.get(k).is_some_and(|d| same(c, d)) || soft.is_soft_clear(c);
 
     let mut changes = Vec::new();
     // Step 0: loose policies not kept identically.
@@ -237,14 +246,45 @@ pub fn plan(
     Ok(changes)
 }
 
+/// [`DesiredState::is_soft_clear`] with the fall-back entries indexed by (direction, mark,
+/// priority of the soft policy), so that asking it of every installed policy is not a scan
+/// of the whole desired state per policy.
+struct SoftClearIndex<'a> {
+    by_slot: HashMap<(Direction, Option<Mark>, u32), Vec<&'a Selector>>,
+}
+
+impl<'a> SoftClearIndex<'a> {
+    fn new(desired: &'a DesiredState) -> Self {
+        let mut by_slot: HashMap<_, Vec<&Selector>> = HashMap::new();
+        for e in desired.entries.iter().filter(|e| e.fall_back_to_clear) {
+            let id = &e.policy.id;
+            by_slot
+                .entry((id.direction, id.mark, e.policy.priority.saturating_sub(1)))
+                .or_default()
+                .push(&id.selector);
+        }
+        Self { by_slot }
+    }
+
+    /// The same answer as [`DesiredState::is_soft_clear`].
+    fn is_soft_clear(&self, policy: &Policy) -> bool {
+        let id = &policy.id;
+        policy.action == PolicyAction::Allow
+            && self
+                .by_slot
+                .get(&(id.direction, id.mark, policy.priority))
+                .is_some_and(|sels| sels.iter().any(|s| selector_contains(s, &id.selector)))
+    }
+}
+
 /// A total order on policy identities (for deterministic plans).
 type Key = (u8, String);
 
 fn key(id: &PolicyId) -> Key {
     let dir = match id.direction {
-        pfkey::Direction::In => 0,
-        pfkey::Direction::Out => 1,
-        pfkey::Direction::Fwd => 2,
+        Direction::In => 0,
+        Direction::Out => 1,
+        Direction::Fwd => 2,
     };
     (dir, format!("{:?}|{:?}", id.selector, id.mark))
 }

@@ -22,7 +22,7 @@
 //! through the default response rule once the control channel exists. TODO(#4): replace the
 //! file by the control channel.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use ipsec_agent::{DesiredState, ReqidKey};
@@ -155,16 +155,15 @@ fn literal(e: &Endpoint) -> Option<IpAddr> {
 /// the lab) the one sharing the longest prefix with the peer wins: the on-link one, without
 /// depending on the order of the interface snapshot.
 fn local_address(
-    desired: &DesiredState,
+    outbound: &HashMap<(uuid::Uuid, uuid::Uuid), Vec<&pfkey::PolicyId>>,
     rule: uuid::Uuid,
     filter: uuid::Uuid,
     peer: IpAddr,
 ) -> Option<IpAddr> {
-    desired
-        .entries
-        .iter()
-        .filter(|e| e.rule == rule && e.filter == filter)
-        .map(|e| &e.policy.id)
+    outbound
+        .get(&(rule, filter))
+        .into_iter()
+        .flatten()
         .filter(|id| {
             id.direction == pfkey::Direction::Out
                 && id.selector.destination.addr == peer
@@ -229,6 +228,17 @@ pub(crate) fn generate(applied: &[Applied<'_>], desired: &DesiredState) -> Strin
             ],
         },
     };
+    // The outbound kernel policies of each (rule, filter), in desired order: looked up per
+    // filter below instead of scanning every desired entry per filter.
+    let mut outbound: HashMap<(uuid::Uuid, uuid::Uuid), Vec<&pfkey::PolicyId>> = HashMap::new();
+    for e in &desired.entries {
+        if e.policy.id.direction == pfkey::Direction::Out {
+            outbound
+                .entry((e.rule, e.filter))
+                .or_default()
+                .push(&e.policy.id);
+        }
+    }
     let mut peers: BTreeMap<IpAddr, Peer> = BTreeMap::new();
     let mut connections = Vec::new();
     for a in applied {
@@ -283,7 +293,7 @@ pub(crate) fn generate(applied: &[Applied<'_>], desired: &DesiredState) -> Strin
                 });
                 if peer.local.is_none() && tunnel.is_none() {
                     peer.local =
-                        local_address(desired, rule.id, f.id, peer_addr).map(|a| a.to_string());
+                        local_address(&outbound, rule.id, f.id, peer_addr).map(|a| a.to_string());
                 }
                 let protocol = match f.protocol {
                     ipsec_policy::Protocol::Any => 0,

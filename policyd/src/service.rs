@@ -33,7 +33,7 @@
 //! [`OperationalMode::Permit`] after [`Agent::shutdown`] (service stopped by the
 //! administrator: owned kernel policies and the boot table removed, ikd stopped).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -477,10 +477,12 @@ impl Agent {
     /// wins), reqids are united.
     fn compile_all(&self, inputs: &[Retrieved]) -> Result<DesiredState, String> {
         let mut merged = DesiredState::default();
+        // Identities merged so far (a set, not a scan of the merged entries per entry).
+        let mut ids = HashSet::new();
         for r in inputs {
             let d = self.compile_one(r, &self.reqids)?;
             for e in d.entries {
-                if !merged.entries.iter().any(|m| m.policy.id == e.policy.id) {
+                if ids.insert(e.policy.id) {
                     merged.entries.push(e);
                 }
             }

@@ -71,12 +71,15 @@
 //! Not done here: SAs (ikd's), boot modes, and locking against concurrent appliers (the
 //! agent applies from one thread).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt;
 
-use pfkey::{KernelInterface, Ownership, Policy, PolicyAction, PolicyId, TemplateLevel};
+use pfkey::{
+    Direction, KernelInterface, Mark, Ownership, Policy, PolicyAction, PolicyId, Selector,
+    TemplateLevel,
+};
 
-use crate::compile::DesiredState;
+use crate::compile::{selector_contains, DesiredState};
 use crate::Error;
 
 /// One kernel request of a plan.
@@ -161,80 +164,126 @@ pub fn plan(
     desired: &DesiredState,
     ownership: &Ownership,
 ) -> Result<Vec<Change>, Error> {
-    let mut current: BTreeMap<Key, &Policy> = BTreeMap::new();
+    // Identities are looked up by hash; only the changes (few, usually) are ordered by
+    // [`key`], which formats the identity, so the plan is the same as ordering everything.
+    let mut current: HashMap<&PolicyId, &Policy> = HashMap::new();
     for p in installed {
         if ownership.owns_policy(p) {
-            current.insert(key(&p.id), p);
+            current.insert(&p.id, p);
         }
     }
-    let mut wanted: BTreeMap<Key, &Policy> = BTreeMap::new();
+    // Foreign policies by identity (the first installed one of each), so that checking
+    // every desired policy against them is not a scan of the whole SPD per policy.
+    let mut foreign_ids: HashMap<&PolicyId, &Policy> = HashMap::new();
+    for p in installed {
+        if !ownership.owns_policy(p) {
+            foreign_ids.entry(&p.id).or_insert(p);
+        }
+    }
+    let mut wanted: HashMap<&PolicyId, &Policy> = HashMap::new();
     for d in desired.policies() {
         if !ownership.owns_policy(d) {
             return Err(Error::PriorityNotOwned {
                 priority: d.priority,
             });
         }
-        if let Some(foreign) = installed
-            .iter()
-            .find(|p| p.id == d.id && !ownership.owns_policy(p))
-        {
+        if let Some(foreign) = foreign_ids.get(&d.id) {
             return Err(Error::ForeignConflict {
                 id: Box::new(d.id),
                 foreign_priority: foreign.priority,
             });
         }
-        wanted.insert(key(&d.id), d);
+        wanted.insert(&d.id, d);
     }
     // Installed policies that stay as they are.
+    let soft = SoftClearIndex::new(desired);
     let unchanged =
-        |k: &Key, c: &Policy| wanted.get(k).is_some_and(|d| same(c, d)) || desired.is_soft_clear(c);
+        |c: &Policy| wanted.get(&c.id).is_some_and(|d| same(c, d)) || soft.is_soft_clear(c);
+    let deleted_loose = |id: &PolicyId| {
+        current
+            .get(id)
+            .is_some_and(|c| !is_tight(&c.action) && !unchanged(c))
+    };
+    // The change that installs desired `d`, if any.
+    let install = |d: &Policy| match current.get(&d.id) {
+        Some(c) if unchanged(c) => None,
+        Some(_) if deleted_loose(&d.id) => Some(Change::Add(d.clone())),
+        Some(c) => Some(Change::Update {
+            old: Box::new((*c).clone()),
+            new: Box::new(d.clone()),
+        }),
+        None => Some(Change::Add(d.clone())),
+    };
+    let in_key_order = |mut v: Vec<(Key, Change)>| {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.into_iter().map(|(_, c)| c)
+    };
 
     let mut changes = Vec::new();
     // Step 0: loose policies not kept identically.
-    for (k, c) in &current {
-        if !is_tight(&c.action) && !unchanged(k, c) {
-            changes.push(Change::Delete((*c).clone()));
-        }
-    }
-    let deleted_loose = |k: &Key| {
+    changes.extend(in_key_order(
         current
-            .get(k)
-            .is_some_and(|c| !is_tight(&c.action) && !unchanged(k, c))
-    };
+            .values()
+            .filter(|c| !is_tight(&c.action) && !unchanged(c))
+            .map(|c| (key(&c.id), Change::Delete((*c).clone())))
+            .collect(),
+    ));
     // Step 1: tight policies, ascending priority.
-    let mut tight: Vec<(&Key, &&Policy)> =
-        wanted.iter().filter(|(_, d)| is_tight(&d.action)).collect();
-    tight.sort_by(|(ka, a), (kb, b)| (a.priority, ka).cmp(&(b.priority, kb)));
-    for (k, d) in tight {
-        match current.get(k) {
-            Some(c) if unchanged(k, c) => {}
-            Some(_) if deleted_loose(k) => changes.push(Change::Add((*d).clone())),
-            Some(c) => changes.push(Change::Update {
-                old: Box::new((*c).clone()),
-                new: Box::new((*d).clone()),
-            }),
-            None => changes.push(Change::Add((*d).clone())),
-        }
-    }
+    let mut tight: Vec<((u32, Key), Change)> = wanted
+        .values()
+        .filter(|d| is_tight(&d.action))
+        .filter_map(|d| install(d).map(|c| ((d.priority, key(&d.id)), c)))
+        .collect();
+    tight.sort_by(|a, b| a.0.cmp(&b.0));
+    changes.extend(tight.into_iter().map(|(_, c)| c));
     // Step 2: tight policies whose identity is gone.
-    for (k, c) in &current {
-        if is_tight(&c.action) && !wanted.contains_key(k) && !unchanged(k, c) {
-            changes.push(Change::Delete((*c).clone()));
-        }
-    }
+    changes.extend(in_key_order(
+        current
+            .values()
+            .filter(|c| is_tight(&c.action) && !wanted.contains_key(&c.id) && !unchanged(c))
+            .map(|c| (key(&c.id), Change::Delete((*c).clone())))
+            .collect(),
+    ));
     // Step 3: loose policies.
-    for (k, d) in wanted.iter().filter(|(_, d)| !is_tight(&d.action)) {
-        match current.get(k) {
-            Some(c) if unchanged(k, c) => {}
-            Some(_) if deleted_loose(k) => changes.push(Change::Add((*d).clone())),
-            Some(c) => changes.push(Change::Update {
-                old: Box::new((*c).clone()),
-                new: Box::new((*d).clone()),
-            }),
-            None => changes.push(Change::Add((*d).clone())),
-        }
-    }
+    changes.extend(in_key_order(
+        wanted
+            .values()
+            .filter(|d| !is_tight(&d.action))
+            .filter_map(|d| install(d).map(|c| (key(&d.id), c)))
+            .collect(),
+    ));
     Ok(changes)
+}
+
+/// [`DesiredState::is_soft_clear`] with the fall-back entries indexed by (direction, mark,
+/// priority of the soft policy), so that asking it of every installed policy is not a scan
+/// of the whole desired state per policy.
+struct SoftClearIndex<'a> {
+    by_slot: HashMap<(Direction, Option<Mark>, u32), Vec<&'a Selector>>,
+}
+
+impl<'a> SoftClearIndex<'a> {
+    fn new(desired: &'a DesiredState) -> Self {
+        let mut by_slot: HashMap<_, Vec<&Selector>> = HashMap::new();
+        for e in desired.entries.iter().filter(|e| e.fall_back_to_clear) {
+            let id = &e.policy.id;
+            by_slot
+                .entry((id.direction, id.mark, e.policy.priority.saturating_sub(1)))
+                .or_default()
+                .push(&id.selector);
+        }
+        Self { by_slot }
+    }
+
+    /// The same answer as [`DesiredState::is_soft_clear`].
+    fn is_soft_clear(&self, policy: &Policy) -> bool {
+        let id = &policy.id;
+        policy.action == PolicyAction::Allow
+            && self
+                .by_slot
+                .get(&(id.direction, id.mark, policy.priority))
+                .is_some_and(|sels| sels.iter().any(|s| selector_contains(s, &id.selector)))
+    }
 }
 
 /// A total order on policy identities (for deterministic plans).
@@ -242,9 +291,9 @@ type Key = (u8, String);
 
 fn key(id: &PolicyId) -> Key {
     let dir = match id.direction {
-        pfkey::Direction::In => 0,
-        pfkey::Direction::Out => 1,
-        pfkey::Direction::Fwd => 2,
+        Direction::In => 0,
+        Direction::Out => 1,
+        Direction::Fwd => 2,
     };
     (dir, format!("{:?}|{:?}", id.selector, id.mark))
 }

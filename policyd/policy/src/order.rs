@@ -50,7 +50,7 @@
 //! Not done here: the default response rule (ikd creates its dynamic filters), boot
 //! exemptions and kernel calls.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
 
@@ -309,10 +309,23 @@ pub fn expand(
             }
         }
     }
-    // Position of each filter in its list, for the deterministic tie-break.
+    // Position of each filter in its list (the first with its GUID), for the deterministic
+    // tie-break; indexed once rather than searched per expanded filter.
+    let mut positions: HashMap<(Uuid, Uuid), usize> = HashMap::new();
+    let mut indexed = HashSet::new();
+    for f in &out {
+        if indexed.insert(f.filter_list) {
+            if let Some(l) = set.filter_list(f.filter_list) {
+                for (i, x) in l.filters.iter().enumerate() {
+                    positions.entry((f.filter_list, x.id)).or_insert(i);
+                }
+            }
+        }
+    }
     let position = |f: &ExpandedFilter| {
-        set.filter_list(f.filter_list)
-            .and_then(|l| l.filters.iter().position(|x| x.id == f.filter))
+        positions
+            .get(&(f.filter_list, f.filter))
+            .copied()
             .unwrap_or(usize::MAX)
     };
     out.sort_by_cached_key(|f| {

@@ -6,6 +6,7 @@
 //! `man 8 policyd` documents the options.
 
 mod boot;
+mod exemptions;
 mod ikdconf;
 mod interfaces;
 mod service;
@@ -228,6 +229,13 @@ impl Effects for RealEffects {
 
     fn kernel(&mut self) -> &mut dyn KernelInterface {
         self.kernel.as_mut()
+    }
+
+    fn exemptions(
+        &mut self,
+        level: ipsec_exempt::Level,
+    ) -> Option<ipsec_agent::exempt::ExemptEnvironment> {
+        Some(exemptions::environment(level))
     }
 
     fn configure_ikd(&mut self, config: &str) -> Result<(), String> {

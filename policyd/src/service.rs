@@ -524,6 +524,7 @@ impl Agent {
                     module = env.module_mark.is_some(),
                     added = r.added,
                     removed = r.removed,
+                    skipped_ipv6 = r.skipped,
                     "default exemptions"
                 );
                 self.exemptions = Some(desired);

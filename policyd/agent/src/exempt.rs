@@ -217,6 +217,8 @@ pub struct ExemptReport {
     pub added: usize,
     /// Policies removed.
     pub removed: usize,
+    /// IPv6 policies the kernel refused for lack of IPv6.
+    pub skipped: usize,
 }
 
 fn in_band(p: &Policy) -> bool {
@@ -244,12 +246,22 @@ pub fn apply_exemptions(
         if installed.iter().any(|i| same(i, p)) {
             continue;
         }
-        if installed.iter().any(|i| i.id == p.id) {
-            kernel.update_policy(p)?;
+        let r = if installed.iter().any(|i| i.id == p.id) {
+            kernel.update_policy(p)
         } else {
-            kernel.add_policy(p)?;
+            kernel.add_policy(p)
+        };
+        match r {
+            Ok(()) => report.added += 1,
+            // A kernel without IPv6: the IPv4 exemptions still go in.
+            Err(e)
+                if p.id.selector.source.family() == Family::V6
+                    && matches!(e.errno(), Some(libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT)) =>
+            {
+                report.skipped += 1
+            }
+            Err(e) => return Err(e),
         }
-        report.added += 1;
     }
     for i in &installed {
         if desired.iter().any(|p| p.id == i.id) {

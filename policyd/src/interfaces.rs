@@ -340,6 +340,36 @@ pub(crate) fn snapshot() -> Result<InterfaceSnapshot, Error> {
     Ok(build_snapshot(&links, &addrs, &routes, dns))
 }
 
+/// `IFA_BROADCAST` of an IPv4 `RTM_NEWADDR` payload: the subnet broadcast address.
+pub(crate) fn parse_broadcast(p: &[u8]) -> Result<Option<Ipv4Addr>, Error> {
+    const IFA_BROADCAST: u16 = 4;
+    if p.len() < 8 {
+        return Err(Error::Malformed("ifaddrmsg"));
+    }
+    if p.first() != Some(&(libc::AF_INET as u8)) {
+        return Ok(None);
+    }
+    for (ty, v) in attributes(p, 8)? {
+        if ty == IFA_BROADCAST {
+            if let Some(IpAddr::V4(a)) = ip_from(libc::AF_INET as u8, v) {
+                return Ok(Some(a));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The IPv4 subnet broadcast addresses of every interface (for the default exemptions).
+pub(crate) fn broadcasts() -> Result<Vec<Ipv4Addr>, Error> {
+    let mut v = Vec::new();
+    for p in dump(RTM_GETADDR, 8, RTM_NEWADDR)? {
+        v.extend(parse_broadcast(&p)?);
+    }
+    v.sort();
+    v.dedup();
+    Ok(v)
+}
+
 /// Subscribes to the change groups and sends `event()` on `tx` for every notification
 /// datagram (and after a receive error such as ENOBUFS, since changes may have been lost),
 /// from a thread of its own. Returns once subscribed.
@@ -559,6 +589,20 @@ mod tests {
         );
         assert_eq!(s.default_gateways, [ip("192.0.2.1")]);
         assert_eq!(s.dns_servers, [ip("192.0.2.53")]);
+    }
+
+    #[test]
+    fn broadcast_of_an_ipv4_address_and_none_for_ipv6() {
+        let v4 = addr_payload(2, 3, &[(2, &[192, 0, 2, 11]), (4, &[192, 0, 2, 255])]);
+        assert_eq!(
+            parse_broadcast(&v4).unwrap(),
+            Some(Ipv4Addr::new(192, 0, 2, 255))
+        );
+        let no_brd = addr_payload(2, 3, &[(2, &[192, 0, 2, 11])]);
+        assert_eq!(parse_broadcast(&no_brd).unwrap(), None);
+        let v6 = addr_payload(10, 3, &[(4, &[0u8; 16])]);
+        assert_eq!(parse_broadcast(&v6).unwrap(), None);
+        assert!(parse_broadcast(&[2, 0, 0]).is_err(), "truncated ifaddrmsg");
     }
 
     #[test]

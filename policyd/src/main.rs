@@ -8,6 +8,7 @@
 mod boot;
 mod control;
 mod directory;
+mod exemptions;
 mod ikdconf;
 mod interfaces;
 mod service;
@@ -244,6 +245,13 @@ impl Effects for RealEffects {
 
     fn kernel(&mut self) -> &mut dyn KernelInterface {
         self.kernel.as_mut()
+    }
+
+    fn exemptions(
+        &mut self,
+        level: ipsec_exempt::Level,
+    ) -> Option<ipsec_agent::exempt::ExemptEnvironment> {
+        Some(exemptions::environment(level))
     }
 
     fn configure_ikd(&mut self, config: &str) -> Result<(), String> {

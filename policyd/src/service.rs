@@ -46,6 +46,9 @@ use uuid::Uuid;
 
 use crate::boot::Firewall;
 use crate::ikdconf::{self, Applied};
+use ipsec_agent::exempt::{
+    apply_exemptions, exemption_policies, remove_exemptions, ExemptEnvironment,
+};
 
 /// Everything the agent reads from the store in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +80,12 @@ pub(crate) trait Effects {
     fn configure_ikd(&mut self, config: &str) -> Result<(), String>;
     /// Stops ikd.
     fn stop_ikd(&mut self);
+    /// Prepares the default exemptions for `level` (sets the kernel module's level when it
+    /// is loaded) and returns what the exemption policies depend on; `None` when this
+    /// implementation does not manage exemptions (the default, e.g. the tests' fake).
+    fn exemptions(&mut self, _level: ipsec_exempt::Level) -> Option<ExemptEnvironment> {
+        None
+    }
 }
 
 /// The seed's named policy states.
@@ -295,6 +304,8 @@ pub(crate) struct Agent {
     /// The default response rule's dynamic filters, by peer (kept through applies).
     dynamic: BTreeMap<std::net::IpAddr, Vec<pfkey::Policy>>,
     steps: Vec<Step>,
+    /// The default-exemption policies installed (`None`: none, or not managed).
+    exemptions: Option<Vec<pfkey::Policy>>,
 }
 
 impl fmt::Debug for Agent {
@@ -344,6 +355,7 @@ impl Agent {
             desired: None,
             dynamic: BTreeMap::new(),
             steps: Vec::new(),
+            exemptions: None,
         }
     }
 
@@ -520,10 +532,39 @@ impl Agent {
         self.step(Step::EnterBlock);
     }
 
+    /// The default exemptions follow the `ipsecexempt` setting: the kernel module's level
+    /// and the allow policies (`ipsec_agent::exempt`), reinstalled when they change.
+    fn sync_exemptions(&mut self, fx: &mut dyn Effects) {
+        let level = ipsec_exempt::Level::from_u32(u32::from(self.settings.ipsec_exempt))
+            .unwrap_or_default();
+        let Some(env) = fx.exemptions(level) else {
+            return;
+        };
+        let desired = exemption_policies(level, &env);
+        if self.exemptions.as_ref() == Some(&desired) {
+            return;
+        }
+        match apply_exemptions(fx.kernel(), &desired) {
+            Ok(r) => {
+                tracing::info!(
+                    level = level.value(),
+                    module = env.module_mark.is_some(),
+                    added = r.added,
+                    removed = r.removed,
+                    skipped_ipv6 = r.skipped,
+                    "default exemptions"
+                );
+                self.exemptions = Some(desired);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot install the default exemptions"),
+        }
+    }
+
     /// Loads and applies the policies from `view`: persistent alone, then persistent plus
     /// the retrieved one, then opens the firewall.
     fn load(&mut self, fx: &mut dyn Effects, view: &StoreView) -> Result<(), ApplyError> {
         self.settings = view.settings.clone();
+        self.sync_exemptions(fx);
         let persistent = view.persistent.assigned.map(|id| Retrieved {
             set: view.persistent.set.clone(),
             policy: id,
@@ -701,6 +742,11 @@ impl Agent {
     /// mode permit).
     pub(crate) fn shutdown(&mut self, fx: &mut dyn Effects) {
         fx.stop_ikd();
+        if self.exemptions.take().is_some() {
+            if let Err(e) = remove_exemptions(fx.kernel()) {
+                tracing::error!(error = %e, "cannot remove the default exemptions");
+            }
+        }
         match self.ownership.delete_owned(fx.kernel()) {
             Ok(r) => tracing::info!(
                 policies = r.policies,

@@ -8,6 +8,9 @@
 //!   owned policies installed, in an order with no clear-text window (proved in the module
 //!   docs of [`apply`](mod@apply)), rolled back whole on failure, idempotent.
 //!
+//! - [`exempt`]: the default exemptions (`ipsecexempt`) as allow policies above the
+//!   agent's band, with or without the kernel module `kmod/`.
+//!
 //! What it does not do: SAs (ikd negotiates and installs them), the default response rule
 //! (ikd), boot modes and exemptions, retrieval of the policy, watching interfaces (the
 //! caller re-compiles with a new snapshot and applies again). It reaches the kernel only
@@ -16,6 +19,7 @@
 pub mod apply;
 pub mod compile;
 mod error;
+pub mod exempt;
 
 pub use apply::{apply, plan, ApplyReport, Change};
 pub use compile::{compile, CompileNote, CompileOptions, DesiredEntry, DesiredState, ReqidKey};

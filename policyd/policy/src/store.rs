@@ -197,10 +197,29 @@ fn decode<T: for<'de> Deserialize<'de>>(key: &'static str, bytes: &[u8]) -> Resu
     Ok(entry.data)
 }
 
+/// How long [`Store::open`] waits for another process (policyd reading the store, another
+/// `ipsecadm`) to close the file before it reports the store as busy.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the redb file, retrying while another process holds its lock: every user of the
+/// store opens it for one transaction and closes it again, so the lock is short-lived.
+fn open_waiting_for_lock(path: &Path) -> Result<redb::Database, redb::DatabaseError> {
+    let started = std::time::Instant::now();
+    loop {
+        match redb::Database::create(path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Store {
     /// Opens the store in `dir`, creating the directory (0700), the file (0600) and, in a
     /// new store, the default contents: the embedded default policies in the local
-    /// location (none assigned), an empty persistent location, default settings.
+    /// location (none assigned), an empty persistent location, default settings. While
+    /// another process has the file open it waits up to 10 s for it to close.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
@@ -222,7 +241,7 @@ impl Store {
             .open(&path)
             .map_err(io_err(&path))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io_err(&path))?;
-        let db = redb::Database::create(&path).map_err(|e| StoreError::Database {
+        let db = open_waiting_for_lock(&path).map_err(|e| StoreError::Database {
             path: path.clone(),
             source: Box::new(e.into()),
         })?;

@@ -261,3 +261,23 @@ fn settings_round_trip_and_ranges_are_checked() {
     ));
     assert_eq!(store.settings().unwrap(), s);
 }
+
+/// ipsecadm and policyd each open the store for one transaction: a second opener waits for
+/// the first to close instead of failing with "Database already open" (seen when ipsecadm
+/// ran while policyd polled).
+#[test]
+fn a_second_opener_waits_for_the_first_to_close() {
+    let (_tmp, dir, first) = open_new();
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(first);
+    });
+    let started = std::time::Instant::now();
+    let second = Store::open(&dir).expect("the second open waits for the lock");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "the second open cannot have succeeded while the first held the file"
+    );
+    assert!(second.location(Location::Local).is_ok());
+    holder.join().unwrap();
+}

@@ -348,9 +348,12 @@ impl Client {
         let existing = self.base(&e.dn, &["*"])?;
         match existing {
             None => {
+                // An attribute without values (a policy without rules) is left out: LDAP
+                // refuses an add with an empty value set.
                 let attrs: Vec<(String, HashSet<String>)> = e
                     .attrs
                     .iter()
+                    .filter(|(_, v)| !v.is_empty())
                     .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
                     .collect();
                 self.conn

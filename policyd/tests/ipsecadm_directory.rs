@@ -234,6 +234,23 @@ fn static_commands_on_store_location_directory() {
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v[0]["assigned"], true, "{out}");
 
+    // assign=no on a container assigned another policy leaves it alone.
+    ok(&dir(&["static", "add", "policy", "name=Second"]));
+    let out = ok(&dir(&[
+        "static",
+        "set",
+        "policy",
+        "name=Second",
+        "assign=no",
+        "container=ou=Servers,dc=example,dc=org",
+    ]));
+    assert!(out.contains("nothing to unassign"), "{out}");
+    let out = ok(&adm(&store, &["directory", "show", &cfg]));
+    assert!(
+        out.contains("(assigned at ou=Servers,dc=example,dc=org)"),
+        "{out}"
+    );
+
     // Commands the directory location does not support, and publishing from it.
     fails(&dir(&["static", "add", "filterlist", "name=x"]), 1);
     fails(&dir(&["directory", "publish", "name=Dir policy", &cfg]), 1);
@@ -283,6 +300,18 @@ fn static_commands_on_store_location_directory() {
         out.contains("(assigned at ou=Servers,dc=example,dc=org)"),
         "{out}"
     );
+
+    // assign=no of the assigned policy removes the assignment.
+    ok(&dir(&[
+        "static",
+        "set",
+        "policy",
+        "name=Dir policy",
+        "assign=no",
+        "container=ou=Servers,dc=example,dc=org",
+    ]));
+    let out = ok(&adm(&store, &["directory", "show", &cfg]));
+    assert!(out.contains("Assigned policy: none"), "{out}");
 
     // Not configured: exit 1 with a message naming the file.
     let err = fails(

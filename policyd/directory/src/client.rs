@@ -447,6 +447,18 @@ impl Client {
         self.modify_container(container, vec![Mod::Replace(ATTR_ASSIGNED.into(), values)])
     }
 
+    /// The DN of the policy assigned to `container` (`None`: no assignment).
+    pub fn assigned_to(&mut self, container: &str) -> Result<Option<String>> {
+        let e =
+            self.base(container, &[ATTR_ASSIGNED])?
+                .ok_or_else(|| DirectoryError::Operation {
+                    op: "read assignment",
+                    dn: container.to_owned(),
+                    reason: "no such container".into(),
+                })?;
+        Ok(e.values(ATTR_ASSIGNED).first().cloned())
+    }
+
     /// Sets or clears the blocking of inheritance at `container`.
     pub fn block_inheritance(&mut self, container: &str, block: bool) -> Result<()> {
         let v = if block { "TRUE" } else { "FALSE" };

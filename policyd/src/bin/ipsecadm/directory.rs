@@ -375,7 +375,19 @@ fn apply_assign(
         return Ok(());
     };
     let container = assign_container(c, args);
-    let r = c.assign(&container, assign.then_some(policy_dn));
+    let r = if assign {
+        c.assign(&container, Some(policy_dn))
+    } else {
+        // assign=no unassigns this policy only: another policy's assignment stays.
+        match c.assigned_to(&container) {
+            Ok(Some(d)) if dn::same(&d, policy_dn) => c.assign(&container, None),
+            Ok(_) => {
+                println!("{name:?} is not assigned to {container}; nothing to unassign");
+                return Ok(());
+            }
+            Err(e) => Err(e),
+        }
+    };
     if let Err(e) = r {
         let e = dir_err(e);
         let msg = if written {

@@ -348,9 +348,12 @@ impl Client {
         let existing = self.base(&e.dn, &["*"])?;
         match existing {
             None => {
+                // An attribute without values (a policy without rules) is left out: LDAP
+                // refuses an add with an empty value set.
                 let attrs: Vec<(String, HashSet<String>)> = e
                     .attrs
                     .iter()
+                    .filter(|(_, v)| !v.is_empty())
                     .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
                     .collect();
                 self.conn
@@ -442,6 +445,18 @@ impl Client {
         }
         let values: HashSet<String> = policy_dn.into_iter().map(str::to_owned).collect();
         self.modify_container(container, vec![Mod::Replace(ATTR_ASSIGNED.into(), values)])
+    }
+
+    /// The DN of the policy assigned to `container` (`None`: no assignment).
+    pub fn assigned_to(&mut self, container: &str) -> Result<Option<String>> {
+        let e =
+            self.base(container, &[ATTR_ASSIGNED])?
+                .ok_or_else(|| DirectoryError::Operation {
+                    op: "read assignment",
+                    dn: container.to_owned(),
+                    reason: "no such container".into(),
+                })?;
+        Ok(e.values(ATTR_ASSIGNED).first().cloned())
     }
 
     /// Sets or clears the blocking of inheritance at `container`.

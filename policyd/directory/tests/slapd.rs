@@ -272,3 +272,20 @@ fn gssapi_bind_fails_cleanly_without_kerberos() {
         assert!(e.contains("not built into this binary"), "{e}");
     }
 }
+
+#[test]
+fn a_policy_without_rules_is_published_and_downloaded() {
+    let s = start();
+    let mut set = ipsec_policy::defaults::default_store();
+    let mut p = set.policies[0].clone();
+    p.id = Uuid::new_v4();
+    p.name = "No rules".into();
+    p.rules.clear();
+    set.policies.push(p.clone());
+    let mut c = client(&s, "h1");
+    // The add of a rule-less policy used to send an empty ipsecNFAReference.
+    let dn = c.publish(&set, p.id).expect("publish");
+    let d = c.download(&dn).expect("download");
+    assert_eq!(d.id, p.id);
+    assert!(d.set.policy(p.id).expect("policy").rules.is_empty());
+}

@@ -22,6 +22,10 @@ pub(crate) struct Cli {
     /// Store location the static commands work on (netsh `set store location`).
     #[arg(long, global = true, value_enum, default_value_t = LocationArg::Local)]
     pub(crate) location: LocationArg,
+    /// Directory configuration file used by store location `directory`
+    /// (default /etc/ipsec/directory.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) directory_config: Option<PathBuf>,
     /// Machine-readable JSON output of show commands.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -38,6 +42,8 @@ pub(crate) enum LocationArg {
     Local,
     /// Persistent policies (applied first at start-up).
     Persistent,
+    /// The LDAP directory (ipsec-ldap(5)): static show, add policy and set policy only.
+    Directory,
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,6 +225,10 @@ pub(crate) struct PolicyArgs {
     /// Assign the policy (only one per location is assigned).
     #[arg(long, value_parser = parse::yes_no, action = ArgAction::Set, value_name = "yes|no")]
     pub(crate) assign: Option<bool>,
+    /// Container (DN) that assign=yes|no changes; store location directory only
+    /// (default: the domain, the configuration's base).
+    #[arg(long, value_name = "DN", requires = "assign")]
+    pub(crate) container: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -445,8 +455,15 @@ pub(crate) enum DynamicShow {
     Qmfilters,
     /// SPD and SAD statistics.
     Stats,
-    /// Agent settings.
-    Config,
+    /// Agent settings and where the active policy came from.
+    Config(ShowConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowConfigArgs {
+    /// The agent's run directory, holding its status.json.
+    #[arg(long, value_name = "DIR", default_value = "/run/policyd")]
+    pub(crate) rundir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

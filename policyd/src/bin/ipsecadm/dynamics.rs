@@ -32,7 +32,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: DynamicCmd) -> Result<()> {
             DynamicShow::Mmfilters => show_mmfilters(ctx),
             DynamicShow::Qmfilters => show_qmfilters(ctx),
             DynamicShow::Stats => show_stats(ctx),
-            DynamicShow::Config => show_config(ctx),
+            DynamicShow::Config(a) => show_config(ctx, &a.rundir),
         },
         DynamicCmd::Set(DynamicSet::Config(args)) => set_config(ctx, args),
         DynamicCmd::Add(DynamicAdd::Rule(args)) => add_rule(ctx, &args),
@@ -485,17 +485,22 @@ fn show_stats(ctx: &Ctx) -> Result<()> {
 
 // ---------------------------------------------------------------- config
 
-fn show_config(ctx: &Ctx) -> Result<()> {
+fn show_config(ctx: &Ctx, run_dir: &Path) -> Result<()> {
     let s = statics::open(ctx)?.settings()?;
+    let source = crate::directory::active_source(run_dir);
     if ctx.json {
-        print_json(&serde_json::to_value(&s).map_err(|e| store(e.to_string()))?);
+        let mut v = serde_json::to_value(&s).map_err(|e| store(e.to_string()))?;
+        if let Value::Object(m) = &mut v {
+            m.insert("policy-source".into(), Value::String(source));
+        }
+        print_json(&v);
         return Ok(());
     }
-    print!("{}", config_text(&s));
+    print!("{}", config_text(&s, source));
     Ok(())
 }
 
-fn config_text(s: &Settings) -> String {
+fn config_text(s: &Settings, source: String) -> String {
     fields(&[
         ("bootmode", boot_mode_name(s.boot_mode).into()),
         ("bootexemptions", boot_exemptions_string(&s.boot_exemptions)),
@@ -511,6 +516,7 @@ fn config_text(s: &Settings) -> String {
             "assignmentcheck",
             format!("{} min", s.assignment_check_minutes),
         ),
+        ("policysource", source),
     ])
 }
 

@@ -8,6 +8,8 @@
 //!   refresh request to the agent.
 //! - `directory`: publish a store location's policy to the LDAP directory, assign it to a
 //!   container, show the directory's policies and where the agent's policy came from.
+//!   With `--location directory` the static commands show, add and change policies in the
+//!   directory itself.
 //!
 //! Exit codes: 0 ok, 1 usage, 2 validation/store/file, 3 service not available, 4 kernel.
 
@@ -35,6 +37,9 @@ use crate::error::{EXIT_OK, EXIT_USAGE};
 pub(crate) struct Ctx {
     pub(crate) store_dir: PathBuf,
     pub(crate) location: Location,
+    /// Store location `directory`: the directory configuration file. The static commands
+    /// then work on the directory instead of `location`.
+    pub(crate) directory: Option<PathBuf>,
     pub(crate) json: bool,
     /// The control socket directory (ipsec-control(7)).
     pub(crate) control_dir: PathBuf,
@@ -145,9 +150,14 @@ fn run(args: Vec<OsString>) -> i32 {
             .clone()
             .unwrap_or_else(ipsec_policy::store::default_dir),
         location: match cli.location {
-            LocationArg::Local => Location::Local,
+            LocationArg::Local | LocationArg::Directory => Location::Local,
             LocationArg::Persistent => Location::Persistent,
         },
+        directory: (cli.location == LocationArg::Directory).then(|| {
+            cli.directory_config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(ipsec_directory::config::DEFAULT_PATH))
+        }),
         json: cli.json,
         control_dir: cli
             .control_dir

@@ -51,11 +51,11 @@ fn change<T>(
     Ok((v, contents))
 }
 
-fn parse_guid(s: &str) -> Option<Uuid> {
+pub(crate) fn parse_guid(s: &str) -> Option<Uuid> {
     Uuid::parse_str(s.trim().trim_start_matches('{').trim_end_matches('}')).ok()
 }
 
-fn pick<'a>(name: &'a Option<String>, guid: &'a Option<String>) -> Result<&'a str> {
+pub(crate) fn pick<'a>(name: &'a Option<String>, guid: &'a Option<String>) -> Result<&'a str> {
     name.as_deref()
         .or(guid.as_deref())
         .ok_or_else(|| usage("give --name or --guid"))
@@ -108,7 +108,11 @@ fn find_rule(p: &Policy, r: &str) -> Result<usize> {
     )
 }
 
-fn new_name(existing: impl IntoIterator<Item = String>, name: &str, kind: &str) -> Result<String> {
+pub(crate) fn new_name(
+    existing: impl IntoIterator<Item = String>,
+    name: &str,
+    kind: &str,
+) -> Result<String> {
     if name.is_empty() {
         return Err(usage(format!("a {kind} needs a non-empty name")));
     }
@@ -141,6 +145,9 @@ fn default_response_methods() -> Vec<QuickModeMethod> {
 }
 
 pub(crate) fn run(ctx: &Ctx, cmd: StaticCmd) -> Result<()> {
+    if let Some(config) = &ctx.directory {
+        return crate::directory::run_static(ctx, config, cmd);
+    }
     match cmd {
         StaticCmd::Add(a) => match a {
             StaticAdd::Policy(args) => add_policy(ctx, args),
@@ -171,7 +178,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: StaticCmd) -> Result<()> {
 
 // ---------------------------------------------------------------- policies
 
-fn apply_policy_args(p: &mut Policy, args: &PolicyArgs) {
+pub(crate) fn apply_policy_args(p: &mut Policy, args: &PolicyArgs) {
     if let Some(d) = &args.description {
         p.description = d.clone();
     }
@@ -202,37 +209,14 @@ fn add_policy(ctx: &Ctx, args: PolicyArgs) -> Result<()> {
     if args.newname.is_some() || args.guid.is_some() {
         return Err(usage("--newname and --guid apply to set policy only"));
     }
+    no_container(&args)?;
     let (id, _) = change(ctx, |c| {
         let name = new_name(
             c.set.policies.iter().map(|p| p.name.clone()),
             &name,
             "policy",
         )?;
-        let mut p = Policy {
-            id: ipsec_policy::new_id(),
-            version: 1,
-            name,
-            description: String::new(),
-            polling_interval_minutes: DEFAULT_POLLING_MINUTES,
-            isakmp: IsakmpPolicy {
-                id: ipsec_policy::new_id(),
-                version: 1,
-                master_key_lifetime_minutes: DEFAULT_MM_LIFETIME_MINUTES,
-                quick_modes_per_main_mode: 0,
-                master_key_pfs: false,
-                methods: default_mm_methods(),
-            },
-            rules: Vec::new(),
-            default_response: DefaultResponseRule {
-                id: ipsec_policy::new_id(),
-                version: 1,
-                active: true,
-                auth_methods: vec![AuthMethod::Kerberos],
-                methods: default_response_methods(),
-                qm_pfs: false,
-            },
-        };
-        apply_policy_args(&mut p, &args);
+        let p = new_policy(name, &args);
         let id = p.id;
         c.set.policies.push(p);
         if args.assign == Some(true) {
@@ -246,7 +230,49 @@ fn add_policy(ctx: &Ctx, args: PolicyArgs) -> Result<()> {
     Ok(())
 }
 
+/// A new policy with the defaults and `args` applied.
+pub(crate) fn new_policy(name: String, args: &PolicyArgs) -> Policy {
+    let mut p = Policy {
+        id: ipsec_policy::new_id(),
+        version: 1,
+        name,
+        description: String::new(),
+        polling_interval_minutes: DEFAULT_POLLING_MINUTES,
+        isakmp: IsakmpPolicy {
+            id: ipsec_policy::new_id(),
+            version: 1,
+            master_key_lifetime_minutes: DEFAULT_MM_LIFETIME_MINUTES,
+            quick_modes_per_main_mode: 0,
+            master_key_pfs: false,
+            methods: default_mm_methods(),
+        },
+        rules: Vec::new(),
+        default_response: DefaultResponseRule {
+            id: ipsec_policy::new_id(),
+            version: 1,
+            active: true,
+            auth_methods: vec![AuthMethod::Kerberos],
+            methods: default_response_methods(),
+            qm_pfs: false,
+        },
+    };
+    apply_policy_args(&mut p, args);
+    p
+}
+
+/// `--container` names a directory container: refused for the local and persistent
+/// locations.
+fn no_container(args: &PolicyArgs) -> Result<()> {
+    if args.container.is_some() {
+        return Err(usage(
+            "--container applies to store location directory only",
+        ));
+    }
+    Ok(())
+}
+
 fn set_policy(ctx: &Ctx, args: PolicyArgs) -> Result<()> {
+    no_container(&args)?;
     let r = pick(&args.name, &args.guid)?.to_owned();
     change(ctx, |c| {
         let i = find_policy(&c.set, &r)?;
@@ -966,9 +992,19 @@ fn action_text(a: &FilterAction) -> String {
 
 fn show(ctx: &Ctx, cmd: StaticShow) -> Result<()> {
     let c = open(ctx)?.location(ctx.location)?;
+    show_set(ctx, cmd, &c.set, c.assigned)
+}
+
+/// Shows objects of `set`, whose assigned policy is `assigned_id`.
+pub(crate) fn show_set(
+    ctx: &Ctx,
+    cmd: StaticShow,
+    set: &PolicySet,
+    assigned_id: Option<Uuid>,
+) -> Result<()> {
     // Keys never leave the store through show.
-    let set = c.set.redacted();
-    let assigned = |p: &Policy| c.assigned == Some(p.id);
+    let set = set.redacted();
+    let assigned = |p: &Policy| assigned_id == Some(p.id);
     match cmd {
         StaticShow::Policy(r) => {
             let selected: Vec<&Policy> = match r.name.as_deref().or(r.guid.as_deref()) {
@@ -1101,7 +1137,7 @@ fn show(ctx: &Ctx, cmd: StaticShow) -> Result<()> {
                     .collect();
                 print_json(&json!({
                     "location": location_name(ctx),
-                    "assigned": c.assigned.map(|g| g.to_string()),
+                    "assigned": assigned_id.map(|g| g.to_string()),
                     "policies": policies?,
                     "filter-lists": to_json(&set.filter_lists)?,
                     "filter-actions": to_json(&set.filter_actions)?,
@@ -1110,7 +1146,7 @@ fn show(ctx: &Ctx, cmd: StaticShow) -> Result<()> {
                 println!("Store location: {}", location_name(ctx));
                 println!(
                     "Assigned policy: {}\n",
-                    c.assigned
+                    assigned_id
                         .and_then(|g| set.policy(g))
                         .map_or_else(|| "none".into(), |p| p.name.clone())
                 );
@@ -1130,6 +1166,9 @@ fn show(ctx: &Ctx, cmd: StaticShow) -> Result<()> {
 }
 
 pub(crate) fn location_name(ctx: &Ctx) -> &'static str {
+    if ctx.directory.is_some() {
+        return "directory";
+    }
     match ctx.location {
         ipsec_policy::Location::Local => "local",
         ipsec_policy::Location::Persistent => "persistent",

@@ -1,1 +1,2 @@
+pub mod kdc;
 pub mod slapd;

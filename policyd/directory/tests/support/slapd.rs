@@ -151,6 +151,27 @@ impl Slapd {
     /// Starts a slapd on `dir` (created and filled with the tree when `init`), or restarts
     /// one on an existing directory (`init` false).
     pub fn start_in(dir: &Path, port: u16, init: bool) -> Self {
+        Self::start_in_with(dir, port, init, "", &[])
+    }
+
+    /// Starts a slapd in a new temporary directory with `extra` global configuration lines
+    /// (before the access rules: SASL settings, a stricter `access` rule) and `env` added to
+    /// slapd's environment (e.g. `KRB5_KTNAME`).
+    pub fn start_with(extra: &str, env: &[(&str, &Path)]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in_with(&dir, free_port(), true, extra, env);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    fn start_in_with(
+        dir: &Path,
+        port: u16,
+        init: bool,
+        extra: &str,
+        env: &[(&str, &Path)],
+    ) -> Self {
         let db = dir.join("db");
         let conf = dir.join("slapd.conf");
         let tls = dir.join("tls");
@@ -168,7 +189,7 @@ impl Slapd {
                 String::new()
             };
             let text = format!(
-                "{tls_conf}include /etc/ldap/schema/core.schema
+                "{tls_conf}{extra}include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include {schema}
@@ -209,6 +230,7 @@ index ipsecOwnersReference eq
         }
         let log = std::fs::File::create(dir.join("slapd.log")).expect("log");
         let child = Command::new("/usr/sbin/slapd")
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .arg("-f")
             .arg(&conf)
             .arg("-h")

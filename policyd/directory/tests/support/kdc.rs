@@ -12,7 +12,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::slapd::{free_port, listening_within, terminate};
 
 /// The realm.
 pub const REALM: &str = "EXAMPLE.TEST";
@@ -36,13 +38,6 @@ pub struct Kdc {
     /// The port on 127.0.0.1 (UDP and TCP).
     pub port: u16,
     _tmp: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Kdc {
@@ -171,12 +166,8 @@ impl Kdc {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if listening_within(self.port, Duration::from_secs(30)) {
+            return;
         }
         panic!(
             "krb5kdc did not listen on {}: {}{}",
@@ -188,20 +179,8 @@ impl Kdc {
 
     /// Stops krb5kdc (SIGTERM to our child, by PID) and waits for it.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            terminate(c);
         }
     }
 }

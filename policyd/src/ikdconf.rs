@@ -423,6 +423,31 @@ mod tests {
     };
     use ipsec_policy::InterfaceSnapshot;
 
+    /// Compiles `policy` for Andy with only his lab address on eth0, and generates ikd.conf:
+    /// the compiled state, the text and the text parsed.
+    fn generate_on_andys_eth0(
+        set: &PolicySet,
+        policy: &Policy,
+    ) -> (DesiredState, String, toml::Table) {
+        let desired = compile(
+            set,
+            policy,
+            &InterfaceSnapshot {
+                addresses: vec![ipsec_policy::InterfaceAddress {
+                    interface: "eth0".into(),
+                    address: LAB_ANDY_ADDR.into(),
+                    kind: ipsec_policy::InterfaceKind::Lan,
+                }],
+                ..InterfaceSnapshot::default()
+            },
+            &CompileOptions::default(),
+        )
+        .expect("compile");
+        let text = generate(&[Applied { set, policy }], &desired);
+        let parsed: toml::Table = toml::from_str(&text).expect("toml");
+        (desired, text, parsed)
+    }
+
     #[test]
     fn no_policy_gives_a_default_main_mode_only() {
         let text = generate(&[], &DesiredState::default());
@@ -516,22 +541,7 @@ mod tests {
         list.filters.push(icmp);
         ipsec_policy::validate(&set).expect("valid");
         let policy = set.policy(policy.id).expect("policy");
-        let desired = compile(
-            &set,
-            policy,
-            &InterfaceSnapshot {
-                addresses: vec![ipsec_policy::InterfaceAddress {
-                    interface: "eth0".into(),
-                    address: LAB_ANDY_ADDR.into(),
-                    kind: ipsec_policy::InterfaceKind::Lan,
-                }],
-                ..InterfaceSnapshot::default()
-            },
-            &CompileOptions::default(),
-        )
-        .expect("compile");
-        let text = generate(&[Applied { set: &set, policy }], &desired);
-        let v: toml::Table = toml::from_str(&text).expect("toml");
+        let (desired, text, v) = generate_on_andys_eth0(&set, policy);
         let conns = v["connections"].as_array().expect("connections");
         assert_eq!(conns.len(), 2, "{text}");
         let reqids: Vec<i64> = conns
@@ -576,22 +586,7 @@ mod tests {
             p.default_response.active = true;
         }
         let policy = set.policy(id).expect("policy");
-        let desired = compile(
-            &set,
-            policy,
-            &InterfaceSnapshot {
-                addresses: vec![ipsec_policy::InterfaceAddress {
-                    interface: "eth0".into(),
-                    address: LAB_ANDY_ADDR.into(),
-                    kind: ipsec_policy::InterfaceKind::Lan,
-                }],
-                ..InterfaceSnapshot::default()
-            },
-            &CompileOptions::default(),
-        )
-        .expect("compile");
-        let text = generate(&[Applied { set: &set, policy }], &desired);
-        let v: toml::Table = toml::from_str(&text).expect("toml");
+        let (desired, _, v) = generate_on_andys_eth0(&set, policy);
         let peers = v["peers"].as_array().expect("peers");
         let drr = peers
             .iter()

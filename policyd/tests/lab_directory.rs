@@ -274,33 +274,8 @@ fn directory_policy_is_applied_follows_changes_and_falls_back() {
 }
 
 fn ldapsearch_ms(s: &slapd::Slapd, base: &str, scope: &str, filter: &str, attrs: &[&str]) -> f64 {
-    let t = Instant::now();
-    let out = Command::new("ldapsearch")
-        .args([
-            "-x",
-            "-LLL",
-            "-H",
-            &s.url(),
-            "-D",
-            slapd::ADMIN,
-            "-w",
-            slapd::PASSWORD,
-        ])
-        .args(["-b", base, "-s", scope, filter])
-        .args(attrs)
-        .output()
-        .expect("ldapsearch");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t.elapsed().as_secs_f64() * 1000.0
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    s.timed_ldapsearch(base, scope, filter, attrs)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The benchmark: a policy of 10,000 filters. Prints the figures; asserts only that the
@@ -383,8 +358,8 @@ fn bench_10k_filters() {
     let after = xfrm_count(&ns);
     assert!(after > before, "kernel policies {before} -> {after}");
 
-    let (poll, peer_poll) = (median(polls), median(peer_polls));
-    let (dl, peer_dl) = (median(downloads), median(peer_downloads));
+    let (poll, peer_poll) = (slapd::median(polls), slapd::median(peer_polls));
+    let (dl, peer_dl) = (slapd::median(downloads), slapd::median(peer_downloads));
     println!("bench: policy of {total} filters, {before} kernel policies before the change");
     println!("bench: unchanged poll (fingerprint, 2 searches): {poll:.2} ms median of 10 (target < 50 ms)");
     println!("bench: peer ldapsearch of the same version attributes (2 processes): {peer_poll:.2} ms; ratio {:.2}", poll / peer_poll);

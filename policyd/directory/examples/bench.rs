@@ -7,7 +7,6 @@
 #[path = "../tests/support/slapd.rs"]
 mod slapd;
 
-use std::process::Command;
 use std::time::Instant;
 
 use ipsec_directory::{Client, DirectoryConfig};
@@ -44,30 +43,8 @@ fn ms(t: Instant) -> f64 {
 }
 
 fn ldapsearch(s: &slapd::Slapd, base: &str, scope: &str, filter: &str, attrs: &[&str]) -> f64 {
-    let t = Instant::now();
-    let out = Command::new("ldapsearch")
-        .args([
-            "-x",
-            "-LLL",
-            "-H",
-            &s.url(),
-            "-D",
-            slapd::ADMIN,
-            "-w",
-            slapd::PASSWORD,
-        ])
-        .args(["-b", base, "-s", scope, filter])
-        .args(attrs)
-        .output();
-    match out {
-        Ok(o) if o.status.success() => ms(t),
-        _ => f64::NAN,
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    s.timed_ldapsearch(base, scope, filter, attrs)
+        .unwrap_or(f64::NAN)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -129,9 +106,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let peer_dl: Vec<f64> = (0..5)
         .map(|_| ldapsearch(&s, &container, "sub", "(objectClass=*)", &["*", "entryCSN"]))
         .collect();
-    let (p, pp) = (median(polls), median(peer));
-    let ap = median(agent_polls);
-    let (d, pd) = (median(downloads), median(peer_dl));
+    let (p, pp) = (slapd::median(polls), slapd::median(peer));
+    let ap = slapd::median(agent_polls);
+    let (d, pd) = (slapd::median(downloads), slapd::median(peer_dl));
     println!("bench-host: unchanged poll (2 searches of version attributes): {p:.2} ms median of 50 (target < 50 ms)");
     println!("bench-host: peer: ldapsearch of the same attributes (2 processes): {pp:.2} ms; ratio ours/peer {:.2}", p / pp);
     println!("bench-host: unchanged poll as policyd does it (connect + bind + 2 searches): {ap:.2} ms median of 20; ratio ours/peer {:.2}", ap / pp);

@@ -297,6 +297,28 @@ index ipsecOwnersReference eq
         );
     }
 
+    /// Milliseconds `ldapsearch` (the peer the benchmarks compare with) takes for one
+    /// search as the administrator; the error is its stderr when it fails.
+    pub fn timed_ldapsearch(
+        &self,
+        base: &str,
+        scope: &str,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<f64, String> {
+        let t = Instant::now();
+        let out = Command::new("ldapsearch")
+            .args(["-x", "-LLL", "-H", &self.url(), "-D", ADMIN, "-w", PASSWORD])
+            .args(["-b", base, "-s", scope, filter])
+            .args(attrs)
+            .output()
+            .map_err(|e| format!("ldapsearch: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(t.elapsed().as_secs_f64() * 1000.0)
+    }
+
     /// `ldap://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
@@ -365,4 +387,10 @@ impl Drop for Slapd {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The median of a non-empty set of timings.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }

@@ -202,8 +202,13 @@ impl Default for DaemonFile {
     }
 }
 
+/// XFRM on Linux, PF_KEY elsewhere (FreeBSD).
 fn default_kernel() -> KernelBackend {
-    KernelBackend::Xfrm
+    if cfg!(target_os = "linux") {
+        KernelBackend::Xfrm
+    } else {
+        KernelBackend::Pfkey
+    }
 }
 fn default_policies() -> PolicyMode {
     PolicyMode::Install

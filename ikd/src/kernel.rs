@@ -56,7 +56,15 @@ impl Kernel {
     /// Opens the backend and its event socket.
     pub(crate) fn open(backend: KernelBackend) -> Result<Self, pfkey::Error> {
         let mut k: Box<dyn KernelInterface> = match backend {
+            #[cfg(target_os = "linux")]
             KernelBackend::Xfrm => Box::new(pfkey::xfrm::XfrmKernel::open()?),
+            #[cfg(not(target_os = "linux"))]
+            KernelBackend::Xfrm => {
+                return Err(pfkey::Error::Unsupported {
+                    backend: "xfrm",
+                    what: "XFRM exists only on Linux (use kernel = pfkey)",
+                })
+            }
             KernelBackend::Pfkey => Box::new(pfkey::pfkey::PfKeyKernel::open()?),
             KernelBackend::None => Box::new(pfkey::memory::MemoryKernel::new()),
         };

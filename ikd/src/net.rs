@@ -1,12 +1,18 @@
 //! The operating-system side of the event loop: the IKE UDP sockets (500 and 4500, IPv4
-//! and IPv6), poll(2), and SIGTERM/SIGINT through a signalfd.
+//! and IPv6), poll(2), and SIGTERM/SIGINT through a signalfd (Linux) or a self-pipe
+//! written by a signal handler (FreeBSD).
 //!
 //! Each socket gets its per-socket IPsec bypass (both directions) before it is bound, so
 //! no datagram is ever sent or received under a policy; IPv6 sockets are IPv6-only so the
 //! IPv4 wildcard can be bound next to them; the 4500 sockets have `UDP_ENCAP_ESPINUDP` so
 //! the kernel decapsulates NAT-T ESP and passes only IKE (behind the 4-octet non-ESP
-//! marker) up. Datagrams are received with their destination address (`IP_PKTINFO`,
-//! `IPV6_RECVPKTINFO`) and sent from a chosen source address, so wildcard sockets work.
+//! marker) up. Datagrams are received with their destination address (`IP_PKTINFO` on
+//! Linux, `IP_RECVDSTADDR` on FreeBSD; `IPV6_RECVPKTINFO` on both) and sent from a chosen
+//! source address (`IP_PKTINFO` / `IP_SENDSRCADDR`, `IPV6_PKTINFO`), so wildcard sockets
+//! work.
+//!
+//! Linux is the platform this runs and is tested on; the FreeBSD variants are type-checked
+//! in CI (`tests/freebsd-check`) but have not run on a FreeBSD kernel.
 //!
 //! What this module does not do: parse IKE, add or strip the non-ESP marker (the caller
 //! does), or decide anything. It is the only module with `unsafe` (libc calls), each with a
@@ -14,15 +20,69 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::mem::{size_of, zeroed};
+use std::mem::{size_of, size_of_val, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// `UDP_ENCAP` (linux/udp.h); not exported by libc for Linux.
+/// `UDP_ENCAP` (linux/udp.h, option level `SOL_UDP`); not exported by libc for Linux.
+#[cfg(target_os = "linux")]
 const UDP_ENCAP: libc::c_int = 100;
-/// `UDP_ENCAP_ESPINUDP` (RFC 3948 encapsulation).
+/// `UDP_ENCAP` (FreeBSD netinet/udp.h, option level `IPPROTO_UDP`).
+#[cfg(not(target_os = "linux"))]
+const UDP_ENCAP: libc::c_int = 1;
+/// `UDP_ENCAP_ESPINUDP` (RFC 3948 encapsulation; the same value on both systems).
 const UDP_ENCAP_ESPINUDP: libc::c_int = 2;
+
+/// The IPv4 option and control message that report a datagram's destination address.
+#[cfg(target_os = "linux")]
+const IPV4_RECV_DESTINATION: libc::c_int = libc::IP_PKTINFO;
+#[cfg(not(target_os = "linux"))]
+const IPV4_RECV_DESTINATION: libc::c_int = libc::IP_RECVDSTADDR;
+
+/// The destination address in an `IPPROTO_IP` / [`IPV4_RECV_DESTINATION`] control message.
+///
+/// # Safety
+/// `data` must point to the data of such a control message, as filled in by the kernel.
+#[cfg(target_os = "linux")]
+unsafe fn ipv4_destination(data: *const u8) -> Ipv4Addr {
+    // SAFETY: the caller promises an in_pktinfo; read unaligned.
+    let p: libc::in_pktinfo = unsafe { std::ptr::read_unaligned(data.cast()) };
+    Ipv4Addr::from(p.ipi_addr.s_addr.to_ne_bytes())
+}
+
+/// The destination address in an `IPPROTO_IP` / [`IPV4_RECV_DESTINATION`] control message.
+///
+/// # Safety
+/// `data` must point to the data of such a control message, as filled in by the kernel.
+#[cfg(not(target_os = "linux"))]
+unsafe fn ipv4_destination(data: *const u8) -> Ipv4Addr {
+    // SAFETY: the caller promises an in_addr; read unaligned.
+    let a: libc::in_addr = unsafe { std::ptr::read_unaligned(data.cast()) };
+    Ipv4Addr::from(a.s_addr.to_ne_bytes())
+}
+
+/// The control message type and data that choose the IPv4 source address of a datagram.
+#[cfg(target_os = "linux")]
+fn ipv4_source(a: Ipv4Addr) -> (libc::c_int, libc::in_pktinfo) {
+    let p = libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.octets()),
+        },
+        ipi_addr: libc::in_addr { s_addr: 0 },
+    };
+    (libc::IP_PKTINFO, p)
+}
+
+/// The control message type and data that choose the IPv4 source address of a datagram.
+#[cfg(not(target_os = "linux"))]
+fn ipv4_source(a: Ipv4Addr) -> (libc::c_int, libc::in_addr) {
+    let p = libc::in_addr {
+        s_addr: u32::from_ne_bytes(a.octets()),
+    };
+    (libc::IP_SENDSRCADDR, p)
+}
 
 /// One bound IKE socket.
 #[derive(Debug)]
@@ -61,28 +121,34 @@ fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
     let len = match addr {
         SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
+            // SAFETY: sockaddr_in is plain old data; all-zero is a valid value.
+            let mut sin: libc::sockaddr_in = unsafe { zeroed() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
             };
+            #[cfg(not(target_os = "linux"))]
+            {
+                sin.sin_len = size_of::<libc::sockaddr_in>() as u8;
+            }
             // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in.
             unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
             size_of::<libc::sockaddr_in>()
         }
         SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
+            // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
+            let mut sin6: libc::sockaddr_in6 = unsafe { zeroed() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
             };
+            sin6.sin6_scope_id = a.scope_id();
+            #[cfg(not(target_os = "linux"))]
+            {
+                sin6.sin6_len = size_of::<libc::sockaddr_in6>() as u8;
+            }
             // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in6.
             unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
             size_of::<libc::sockaddr_in6>()
@@ -118,7 +184,8 @@ fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-/// Linux `struct in6_pktinfo` (libc does not export it for Linux).
+/// `struct in6_pktinfo` (RFC 3542; the same layout on Linux and FreeBSD, and libc does not
+/// export it for Linux).
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct In6Pktinfo {
@@ -149,10 +216,10 @@ impl IkeSocket {
             set_int(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
             set_int(raw, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
         } else {
-            set_int(raw, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
+            set_int(raw, libc::IPPROTO_IP, IPV4_RECV_DESTINATION, 1)?;
         }
         if encap {
-            set_int(raw, libc::SOL_UDP, UDP_ENCAP, UDP_ENCAP_ESPINUDP)
+            set_int(raw, libc::IPPROTO_UDP, UDP_ENCAP, UDP_ENCAP_ESPINUDP)
                 .map_err(|e| io::Error::new(e.kind(), format!("UDP_ENCAP on {addr}: {e}")))?;
         }
         let (ss, len) = to_sockaddr(addr);
@@ -212,9 +279,8 @@ impl IkeSocket {
             let mut c = libc::CMSG_FIRSTHDR(&msg);
             while !c.is_null() {
                 let h = &*c;
-                if h.cmsg_level == libc::IPPROTO_IP && h.cmsg_type == libc::IP_PKTINFO {
-                    let p: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                    local = IpAddr::V4(Ipv4Addr::from(p.ipi_addr.s_addr.to_ne_bytes()));
+                if h.cmsg_level == libc::IPPROTO_IP && h.cmsg_type == IPV4_RECV_DESTINATION {
+                    local = IpAddr::V4(ipv4_destination(libc::CMSG_DATA(c)));
                 } else if h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_PKTINFO {
                     let p: In6Pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
                     local = IpAddr::V6(Ipv6Addr::from(p.addr.s6_addr));
@@ -248,19 +314,13 @@ impl IkeSocket {
             unsafe {
                 match from {
                     IpAddr::V4(a) => {
-                        let size = size_of::<libc::in_pktinfo>() as u32;
+                        let (cmsg_type, p) = ipv4_source(a);
+                        let size = size_of_val(&p) as u32;
                         msg.msg_controllen = libc::CMSG_SPACE(size) as _;
                         let c = libc::CMSG_FIRSTHDR(&msg);
                         (*c).cmsg_level = libc::IPPROTO_IP;
-                        (*c).cmsg_type = libc::IP_PKTINFO;
+                        (*c).cmsg_type = cmsg_type;
                         (*c).cmsg_len = libc::CMSG_LEN(size) as _;
-                        let p = libc::in_pktinfo {
-                            ipi_ifindex: 0,
-                            ipi_spec_dst: libc::in_addr {
-                                s_addr: u32::from_ne_bytes(a.octets()),
-                            },
-                            ipi_addr: libc::in_addr { s_addr: 0 },
-                        };
                         std::ptr::write_unaligned(libc::CMSG_DATA(c).cast(), p);
                     }
                     IpAddr::V6(a) => {
@@ -291,11 +351,13 @@ impl IkeSocket {
 }
 
 /// SIGTERM and SIGINT, blocked and delivered through a signalfd.
+#[cfg(target_os = "linux")]
 #[derive(Debug)]
 pub(crate) struct Signals {
     fd: OwnedFd,
 }
 
+#[cfg(target_os = "linux")]
 impl Signals {
     /// Blocks SIGTERM and SIGINT for the (single-threaded) process and opens a signalfd
     /// for them. Call before any other thread starts.
@@ -340,6 +402,78 @@ impl Signals {
             )
         };
         (n == size_of::<libc::signalfd_siginfo>() as isize).then_some(info.ssi_signo)
+    }
+}
+
+/// The write end of the self-pipe, for the signal handler (-1: none).
+#[cfg(not(target_os = "linux"))]
+static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Writes the signal number (one octet) to the self-pipe. Only async-signal-safe calls;
+/// errno is saved and restored.
+#[cfg(not(target_os = "linux"))]
+extern "C" fn on_signal(signal: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(std::sync::atomic::Ordering::Relaxed);
+    if fd < 0 {
+        return;
+    }
+    let octet = signal as u8;
+    // SAFETY: __error() returns this thread's errno location; write(2) is async-signal-safe
+    // and reads one octet from a local. A full pipe (EAGAIN) loses only a duplicate wake-up.
+    unsafe {
+        let saved = *libc::__error();
+        libc::write(fd, (&octet as *const u8).cast(), 1);
+        *libc::__error() = saved;
+    }
+}
+
+/// SIGTERM and SIGINT, delivered through a self-pipe that a signal handler writes (FreeBSD
+/// has no signalfd).
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub(crate) struct Signals {
+    read: OwnedFd,
+    _write: OwnedFd,
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Signals {
+    /// Opens the self-pipe and installs the handlers. Call once, before any other thread
+    /// starts.
+    pub(crate) fn open() -> io::Result<Self> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 fills in two descriptors on success (checked), owned below.
+        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+        // SAFETY: both descriptors are fresh and owned by nothing else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        SIGNAL_PIPE.store(write.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+        for signal in [libc::SIGTERM, libc::SIGINT] {
+            // SAFETY: sigaction is plain data; the handler is an extern "C" fn that only
+            // makes async-signal-safe calls; the result is checked.
+            unsafe {
+                let mut action: libc::sigaction = zeroed();
+                action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+                libc::sigemptyset(&mut action.sa_mask);
+                cvt(libc::sigaction(signal, &action, std::ptr::null_mut()))?;
+            }
+        }
+        Ok(Self {
+            read,
+            _write: write,
+        })
+    }
+
+    /// The descriptor, for poll.
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+
+    /// The next pending signal number, if any.
+    pub(crate) fn read(&self) -> Option<u32> {
+        let mut octet = 0u8;
+        // SAFETY: reads at most one octet into a local.
+        let n = unsafe { libc::read(self.read.as_raw_fd(), (&mut octet as *mut u8).cast(), 1) };
+        (n == 1).then_some(u32::from(octet))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The interface manager: this computer's addresses as an [`InterfaceSnapshot`], and a
 //! notification when they change.
 //!
-//! On Linux it speaks rtnetlink over a `netlink-sys` socket: a dump of links
+//! On Linux it speaks rtnetlink over a `netlink-sys` socket (this module): a dump of links
 //! (`RTM_GETLINK`), addresses (`RTM_GETADDR`) and routes (`RTM_GETROUTE`, for the default
 //! gateways) gives a snapshot, and a socket subscribed to `RTMGRP_LINK`,
 //! `RTMGRP_IPV4_IFADDR`, `RTMGRP_IPV6_IFADDR` and the route groups signals changes. The
@@ -10,32 +10,55 @@
 //! a new snapshot and compares, so a lost notification (ENOBUFS) costs nothing but a
 //! re-read.
 //!
+//! On FreeBSD, [`route_socket`] does the same with `sysctl(NET_RT_IFLISTL)` and
+//! `sysctl(NET_RT_DUMP)` for the snapshot and a `PF_ROUTE` socket for the notifications.
+//! Both parsers turn kernel messages into the same [`Link`], [`Addr`] and [`Route`] values,
+//! and [`build_snapshot`] is shared. The parsers of both systems build and are tested
+//! everywhere; the sockets exist only on their own system.
+//!
 //! What goes into the snapshot: unicast addresses of interfaces that are not loopback
 //! (IPv6 link-local addresses left out: they are not "my address" on any other link), an
 //! interface of type PPP or without a link layer (tun, WireGuard) counts as remote access;
 //! default gateways of the main table; DNS servers from `/etc/resolv.conf`. DHCP and WINS
 //! servers stay empty (no lease database is read yet).
+// Off Linux only the tests use the rtnetlink parsers.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+#[cfg(target_os = "linux")]
 use std::sync::mpsc::Sender;
+#[cfg(target_os = "linux")]
 use std::time::Duration;
 
 use ipsec_policy::{InterfaceAddress, InterfaceKind, InterfaceSnapshot};
+#[cfg(target_os = "linux")]
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+pub(crate) mod route_socket;
+#[cfg(target_os = "freebsd")]
+pub(crate) use route_socket::{broadcasts, snapshot, watch};
 
 const NLMSG_HDR: usize = 16;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
+#[cfg(any(target_os = "linux", test))]
 const NLM_F_REQUEST: u16 = 0x1;
+#[cfg(any(target_os = "linux", test))]
 const NLM_F_DUMP: u16 = 0x300;
 
+#[cfg(any(target_os = "linux", test))]
 const RTM_NEWLINK: u16 = 16;
+#[cfg(target_os = "linux")]
 const RTM_GETLINK: u16 = 18;
+#[cfg(target_os = "linux")]
 const RTM_NEWADDR: u16 = 20;
+#[cfg(any(target_os = "linux", test))]
 const RTM_GETADDR: u16 = 22;
+#[cfg(target_os = "linux")]
 const RTM_NEWROUTE: u16 = 24;
+#[cfg(target_os = "linux")]
 const RTM_GETROUTE: u16 = 26;
 
 const IFLA_IFNAME: u16 = 3;
@@ -49,19 +72,21 @@ const ARPHRD_PPP: u16 = 512;
 const ARPHRD_NONE: u16 = 0xfffe;
 
 /// Multicast groups of the change notifications: link, IPv4/IPv6 addresses and routes.
+#[cfg(target_os = "linux")]
 pub(crate) const GROUPS: u32 = 0x1 | 0x10 | 0x40 | 0x100 | 0x400;
 
-/// One interface (from `RTM_NEWLINK`).
+/// One interface (from rtnetlink's `RTM_NEWLINK` or the routing socket's `RTM_IFINFO`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Link {
     /// Interface index.
     pub(crate) index: u32,
     /// Name.
     pub(crate) name: String,
-    /// ARPHRD type.
-    pub(crate) link_type: u16,
-    /// IFF flags.
-    pub(crate) flags: u32,
+    /// A loopback interface (`IFF_LOOPBACK`): its addresses are never "my address".
+    pub(crate) loopback: bool,
+    /// A remote-access interface (PPP or no link layer on Linux, point-to-point on
+    /// FreeBSD), for rules of connection type "remote access".
+    pub(crate) remote_access: bool,
 }
 
 /// One address (from `RTM_NEWADDR`).
@@ -73,28 +98,27 @@ pub(crate) struct Addr {
     pub(crate) address: IpAddr,
 }
 
-/// One route (from `RTM_NEWROUTE`), only what the snapshot needs.
+/// One route, only what the snapshot needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Route {
-    /// Destination prefix length (0: a default route).
-    pub(crate) dst_len: u8,
-    /// Routing table.
-    pub(crate) table: u32,
+    /// A default route (prefix length 0) of the main table (Linux) or the default FIB
+    /// (FreeBSD).
+    pub(crate) default_route: bool,
     /// Gateway.
     pub(crate) gateway: Option<IpAddr>,
 }
 
-/// A malformed rtnetlink message.
+/// A malformed kernel message or a failed request (rtnetlink or routing socket).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
     /// Truncated or inconsistent lengths.
-    #[error("malformed rtnetlink message: {0}")]
+    #[error("malformed routing message: {0}")]
     Malformed(&'static str),
     /// The kernel answered a request with an error.
-    #[error("rtnetlink request failed: {0}")]
+    #[error("routing request failed: {0}")]
     Kernel(io::Error),
     /// Socket I/O.
-    #[error("rtnetlink socket: {0}")]
+    #[error("routing socket: {0}")]
     Io(#[from] io::Error),
 }
 
@@ -170,8 +194,8 @@ pub(crate) fn parse_link(p: &[u8]) -> Result<Link, Error> {
     Ok(Link {
         index,
         name,
-        link_type,
-        flags,
+        loopback: flags & IFF_LOOPBACK != 0,
+        remote_access: matches!(link_type, ARPHRD_PPP | ARPHRD_NONE),
     })
 }
 
@@ -206,8 +230,7 @@ pub(crate) fn parse_route(p: &[u8]) -> Result<Route, Error> {
         }
     }
     Ok(Route {
-        dst_len,
-        table,
+        default_route: dst_len == 0 && table == RT_TABLE_MAIN,
         gateway,
     })
 }
@@ -243,7 +266,7 @@ pub(crate) fn build_snapshot(
         .iter()
         .filter_map(|a| {
             let link = by_index.get(&a.index)?;
-            if link.flags & IFF_LOOPBACK != 0 || a.address.is_loopback() {
+            if link.loopback || a.address.is_loopback() {
                 return None;
             }
             if let IpAddr::V6(v6) = &a.address {
@@ -251,7 +274,7 @@ pub(crate) fn build_snapshot(
                     return None;
                 }
             }
-            let kind = if matches!(link.link_type, ARPHRD_PPP | ARPHRD_NONE) {
+            let kind = if link.remote_access {
                 InterfaceKind::RemoteAccess
             } else {
                 InterfaceKind::Lan
@@ -267,7 +290,7 @@ pub(crate) fn build_snapshot(
     addresses.dedup();
     let mut default_gateways: Vec<IpAddr> = routes
         .iter()
-        .filter(|r| r.dst_len == 0 && r.table == RT_TABLE_MAIN)
+        .filter(|r| r.default_route)
         .filter_map(|r| r.gateway)
         .collect();
     default_gateways.sort();
@@ -281,6 +304,7 @@ pub(crate) fn build_snapshot(
     }
 }
 
+#[cfg(any(target_os = "linux", test))]
 fn request(ty: u16, header_len: usize, seq: u32) -> Vec<u8> {
     let len = NLMSG_HDR + header_len;
     let mut b = Vec::with_capacity(len);
@@ -293,6 +317,7 @@ fn request(ty: u16, header_len: usize, seq: u32) -> Vec<u8> {
     b
 }
 
+#[cfg(target_os = "linux")]
 fn dump(ty: u16, header_len: usize, reply: u16) -> Result<Vec<Vec<u8>>, Error> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
@@ -321,6 +346,7 @@ fn dump(ty: u16, header_len: usize, reply: u16) -> Result<Vec<Vec<u8>>, Error> {
 }
 
 /// Reads the current snapshot from the kernel (and `/etc/resolv.conf`).
+#[cfg(target_os = "linux")]
 pub(crate) fn snapshot() -> Result<InterfaceSnapshot, Error> {
     let links = dump(RTM_GETLINK, 16, RTM_NEWLINK)?
         .iter()
@@ -360,6 +386,7 @@ pub(crate) fn parse_broadcast(p: &[u8]) -> Result<Option<Ipv4Addr>, Error> {
 }
 
 /// The IPv4 subnet broadcast addresses of every interface (for the default exemptions).
+#[cfg(target_os = "linux")]
 pub(crate) fn broadcasts() -> Result<Vec<Ipv4Addr>, Error> {
     let mut v = Vec::new();
     for p in dump(RTM_GETADDR, 8, RTM_NEWADDR)? {
@@ -373,6 +400,7 @@ pub(crate) fn broadcasts() -> Result<Vec<Ipv4Addr>, Error> {
 /// Subscribes to the change groups and sends `event()` on `tx` for every notification
 /// datagram (and after a receive error such as ENOBUFS, since changes may have been lost),
 /// from a thread of its own. Returns once subscribed.
+#[cfg(target_os = "linux")]
 pub(crate) fn watch<E: Send + 'static>(
     tx: Sender<E>,
     event: impl Fn() -> E + Send + 'static,
@@ -448,8 +476,8 @@ mod tests {
             Link {
                 index: 2,
                 name: "eth0".into(),
-                link_type: 1,
-                flags: 0x1003
+                loopback: false,
+                remote_access: false,
             }
         );
         let a = parse_addr(&addr_payload(
@@ -479,7 +507,15 @@ mod tests {
         r.extend(attr(RTA_TABLE, &254u32.to_ne_bytes()));
         let route = parse_route(&r).expect("route");
         assert_eq!(route.gateway, Some("192.0.2.1".parse().expect("ip")));
-        assert_eq!((route.dst_len, route.table), (0, 254));
+        assert!(route.default_route);
+        // A /24 of the main table, and a default route of another table, are not default
+        // routes of this host.
+        let mut r = vec![libc::AF_INET as u8, 24, 0, 0, 254, 0, 0, 1, 0, 0, 0, 0];
+        r.extend(attr(RTA_GATEWAY, &[192, 0, 2, 2]));
+        assert!(!parse_route(&r).expect("route").default_route);
+        let mut r = vec![libc::AF_INET as u8, 0, 0, 0, 100, 0, 0, 1, 0, 0, 0, 0];
+        r.extend(attr(RTA_GATEWAY, &[192, 0, 2, 3]));
+        assert!(!parse_route(&r).expect("route").default_route);
     }
 
     #[test]
@@ -509,20 +545,20 @@ mod tests {
             Link {
                 index: 1,
                 name: "lo".into(),
-                link_type: 772,
-                flags: IFF_LOOPBACK,
+                loopback: true,
+                remote_access: false,
             },
             Link {
                 index: 2,
                 name: "eth0".into(),
-                link_type: 1,
-                flags: 0,
+                loopback: false,
+                remote_access: false,
             },
             Link {
                 index: 3,
                 name: "ppp0".into(),
-                link_type: ARPHRD_PPP,
-                flags: 0,
+                loopback: false,
+                remote_access: true,
             },
         ];
         let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
@@ -554,19 +590,12 @@ mod tests {
         ];
         let routes = vec![
             Route {
-                dst_len: 0,
-                table: 254,
+                default_route: true,
                 gateway: Some(ip("192.0.2.1")),
             },
             Route {
-                dst_len: 24,
-                table: 254,
+                default_route: false,
                 gateway: Some(ip("192.0.2.2")),
-            },
-            Route {
-                dst_len: 0,
-                table: 100,
-                gateway: Some(ip("192.0.2.3")),
             },
         ];
         let s = build_snapshot(&links, &addrs, &routes, vec![ip("192.0.2.53")]);

@@ -399,10 +399,15 @@ fn run(o: Options) -> ExitCode {
         tracing::error!(error = %e, "cannot write the pid file");
         return ExitCode::from(1);
     }
-    let kernel = match pfkey::xfrm::XfrmKernel::open() {
-        Ok(k) => Box::new(k) as Box<dyn KernelInterface>,
+    // XFRM on Linux; PF_KEY on FreeBSD (type-checked only: see tests/freebsd-check).
+    #[cfg(target_os = "linux")]
+    let opened = pfkey::xfrm::XfrmKernel::open().map(|k| Box::new(k) as Box<dyn KernelInterface>);
+    #[cfg(not(target_os = "linux"))]
+    let opened = pfkey::pfkey::PfKeyKernel::open().map(|k| Box::new(k) as Box<dyn KernelInterface>);
+    let kernel = match opened {
+        Ok(k) => k,
         Err(e) => {
-            tracing::error!(error = %e, "cannot open the kernel interface (XFRM)");
+            tracing::error!(error = %e, "cannot open the kernel interface");
             let _ = std::fs::remove_file(&o.pid_file);
             return ExitCode::from(1);
         }

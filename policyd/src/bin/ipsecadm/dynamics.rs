@@ -11,7 +11,10 @@ use ipsec_policy::{
     IsakmpPolicy, Location, Negotiation, Policy as StorePolicy, PolicySet, Protocol, Rule,
     Settings,
 };
-use pfkey::xfrm::XfrmKernel;
+#[cfg(not(target_os = "linux"))]
+use pfkey::pfkey::PfKeyKernel as NativeKernel;
+#[cfg(target_os = "linux")]
+use pfkey::xfrm::XfrmKernel as NativeKernel;
 use pfkey::{
     Direction, EncryptionAlgorithm, IntegrityAlgorithm, KernelInterface, Mode, Ownership, Policy,
     PolicyAction, SecurityAssociation, SecurityProtocol, TemplateLevel, UpperLayer,
@@ -41,8 +44,9 @@ pub(crate) fn run(ctx: &Ctx, cmd: DynamicCmd) -> Result<()> {
     }
 }
 
-fn kernel() -> Result<XfrmKernel> {
-    XfrmKernel::open()
+/// The system's own kernel interface: XFRM on Linux, PF_KEY on FreeBSD.
+fn kernel() -> Result<NativeKernel> {
+    NativeKernel::open()
         .map_err(|e| Error::Kernel(format!("cannot open the kernel IPsec interface: {e}")))
 }
 

@@ -37,7 +37,7 @@ pub mod socket;
 pub use codec::{decode_frame, encode_frame, MAX_FRAME};
 pub use error::{DecodeError, Error};
 pub use message::{
-    ErrorCode, IkeStatistics, MainModeSa, QuickModeSa, Request, Response, DEFAULT_RESPONSE,
-    MAX_VERSION, MIN_VERSION,
+    ErrorCode, IkeStatistics, MainModeSa, NegotiationQuery, NegotiationVerdict, QuickModeSa,
+    Request, Response, DEFAULT_RESPONSE, MAX_VERSION, MIN_VERSION,
 };
 pub use socket::{Client, Listener, DEFAULT_DIR, IKD_SOCKET, POLICYD_SOCKET};

@@ -378,6 +378,15 @@ pub struct IkeStatistics {
     pub retransmissions: u64,
     /// New main modes dropped by the per-peer rate limit.
     pub rate_limited: u64,
+    /// Quick modes ikd asked policyd about (`match-negotiation`; version 2, absent from
+    /// older ikd: 0).
+    pub policy_lookups: u64,
+    /// Of those, answered with a connection.
+    pub policy_connections: u64,
+    /// Of those, refused by policy (no match, blocked, permitted in clear).
+    pub policy_refusals: u64,
+    /// Of those, unanswered (policyd unreachable, too slow or version 1): matched locally.
+    pub policy_unavailable: u64,
     /// Seconds since ikd started.
     pub uptime_seconds: u64,
 }

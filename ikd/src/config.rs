@@ -176,6 +176,8 @@ struct DaemonFile {
     send_ms_vendor_id: bool,
     #[serde(default)]
     responder_commit: bool,
+    #[serde(default)]
+    policy_lookup: bool,
     #[serde(default = "default_true")]
     initial_contact: bool,
     #[serde(default = "default_grace")]
@@ -196,6 +198,7 @@ impl Default for DaemonFile {
             responder_burst: default_burst(),
             send_ms_vendor_id: false,
             responder_commit: false,
+            policy_lookup: false,
             initial_contact: true,
             shutdown_grace_ms: default_grace(),
         }
@@ -482,6 +485,7 @@ impl Validator<'_> {
         ep.max_half_open = d.max_half_open;
         ep.send_ms_vendor_id = d.send_ms_vendor_id;
         ep.responder_commit = d.responder_commit;
+        ep.policy_lookup = d.policy_lookup;
         ep.initial_contact = d.initial_contact;
         if d.responder_rate_per_second > 0 && d.responder_burst == 0 {
             return self.err(

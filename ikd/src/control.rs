@@ -147,6 +147,10 @@ pub(crate) fn answer(
                     invalid_cookies: s.invalid_cookies,
                     retransmissions: s.retransmits,
                     rate_limited,
+                    policy_lookups: s.policy_lookups,
+                    policy_connections: s.policy_connections,
+                    policy_refusals: s.policy_refusals,
+                    policy_unavailable: s.policy_unavailable,
                     uptime_seconds: now.saturating_duration_since(started).as_secs(),
                 },
             }

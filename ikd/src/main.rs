@@ -37,6 +37,7 @@ mod convert;
 mod dynamic;
 mod fallback;
 mod kernel;
+mod lookup;
 mod net;
 
 use bench::{Bench, BenchArgs};
@@ -192,6 +193,7 @@ struct Daemon {
     control: Option<control::Control>,
     fallback: Option<fallback::FallBack>,
     dynamic: Option<dynamic::Dynamic>,
+    lookups: lookup::Lookups,
 }
 
 fn run(
@@ -266,7 +268,9 @@ fn run(
         bench: None,
         control: control_path.and_then(|p| control::Control::open(&p, Instant::now())),
         fallback: policyd_path.clone().map(fallback::FallBack::new),
-        dynamic: policyd_path.map(dynamic::Dynamic::new),
+        dynamic: policyd_path.clone().map(dynamic::Dynamic::new),
+        lookups: lookup::Lookups::new(policyd_path)
+            .map_err(|e| format!("policy lookup wake-up socket: {e}"))?,
     };
     let now = Instant::now();
     if let Some(args) = &bench {
@@ -362,10 +366,10 @@ impl Daemon {
                 .fallback
                 .as_ref()
                 .and_then(fallback::FallBack::deadline);
-            let wake = match (deadline, fallback_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let wake = [deadline, fallback_at, self.lookups.deadline()]
+                .into_iter()
+                .flatten()
+                .min();
             let mut timeout = wake.map(|t| t.saturating_duration_since(now));
             if self.bench.is_some() {
                 // Wake up now and then to notice a stalled run.
@@ -378,6 +382,7 @@ impl Daemon {
                 fds.push(c.raw_fd());
                 fds.len() - 1
             });
+            fds.push(self.lookups.raw_fd());
             fds.push(self.signals.raw_fd());
             let ready = net::poll_readable(&fds, timeout).map_err(|e| format!("poll: {e}"))?;
             let now = Instant::now();
@@ -399,6 +404,12 @@ impl Daemon {
                 if ready.get(i) == Some(&true) {
                     c.serve(&self.endpoint, self.rate_limited);
                 }
+            }
+            // policyd's verdicts (and lookups out of budget), whatever woke us.
+            for (request, answer) in self.lookups.ready(Instant::now()) {
+                self.endpoint
+                    .handle_policy_answer(Instant::now(), request, answer);
+                self.drain(Instant::now());
             }
             if deadline.is_some_and(|d| d <= Instant::now()) {
                 self.endpoint.handle_timeout(Instant::now());
@@ -603,6 +614,20 @@ impl Daemon {
                         SpiAllocationFailed(e.to_string())
                     });
                 self.endpoint.handle_spi_allocated(now, request, r);
+            }
+            Action::LookupPolicy {
+                request,
+                local,
+                peer,
+                selector,
+                peer_identity,
+            } => {
+                if let Some(answer) =
+                    self.lookups
+                        .ask(now, request, local, peer, &selector, peer_identity)
+                {
+                    self.endpoint.handle_policy_answer(now, request, answer);
+                }
             }
             Action::InstallSaPair(pair) => {
                 let Some(&reqid) = self.reqids.get(&pair.child) else {

@@ -1,5 +1,7 @@
 //! policyd's control socket (`ipsec-control(7)`), `<control-dir>/policyd.sock`: ikd tells
-//! the agent about peers that do not answer IKE (fall back to clear).
+//! the agent about peers that do not answer IKE (fall back to clear) and default-response
+//! SA pairs (dynamic filters), and asks which rule answers a quick mode
+//! (`match-negotiation`, version 2).
 //!
 //! A server thread accepts connections (uid 0 only, version handshake) and hands each
 //! request to the service loop as a [`Query`] on the loop's event channel, so that the
@@ -136,6 +138,25 @@ pub(crate) fn answer(agent: &mut Agent, fx: &mut dyn Effects, request: &Request)
             Ok(_) => Response::Done,
             Err(e) => {
                 tracing::error!(%peer, error = %e, "cannot remove the dynamic filter");
+                failed(&e)
+            }
+        },
+        Request::MatchNegotiation(q) => match agent.match_negotiation(q) {
+            Ok(verdict) => {
+                tracing::info!(
+                    peer = %q.peer,
+                    local = %q.local_subnet,
+                    remote = %q.remote_subnet,
+                    protocol = q.protocol,
+                    local_port = q.local_port,
+                    remote_port = q.remote_port,
+                    ?verdict,
+                    "ikd: negotiation matched"
+                );
+                Response::NegotiationMatch { verdict }
+            }
+            Err(e) => {
+                tracing::info!(peer = %q.peer, reason = %e, "ikd: negotiation not matched");
                 failed(&e)
             }
         },

@@ -11,6 +11,7 @@ mod directory;
 mod exemptions;
 mod ikdconf;
 mod interfaces;
+mod negotiation;
 mod service;
 mod supervise;
 

@@ -299,8 +299,11 @@ pub(crate) struct Agent {
     snapshot: InterfaceSnapshot,
     reqids: BTreeMap<ReqidKey, u32>,
     applied: Option<Applied0>,
-    /// The kernel state of the last successful apply (for the fall-back-to-clear hook).
+    /// The kernel state of the last successful apply (for the fall-back-to-clear hook and
+    /// ikd's `match-negotiation`).
     desired: Option<DesiredState>,
+    /// The connections of the ikd.conf generated last, for `match-negotiation`.
+    negotiation: ikdconf::NegotiationIndex,
     /// The default response rule's dynamic filters, by peer (kept through applies).
     dynamic: BTreeMap<std::net::IpAddr, Vec<pfkey::Policy>>,
     steps: Vec<Step>,
@@ -353,6 +356,7 @@ impl Agent {
             reqids: BTreeMap::new(),
             applied: None,
             desired: None,
+            negotiation: ikdconf::NegotiationIndex::default(),
             dynamic: BTreeMap::new(),
             steps: Vec::new(),
             exemptions: None,
@@ -455,7 +459,9 @@ impl Agent {
     }
 
     fn start_ikd(&mut self, fx: &mut dyn Effects, applied: &[Applied<'_>], d: &DesiredState) {
-        if let Err(e) = fx.configure_ikd(&ikdconf::generate(applied, d)) {
+        let (text, index) = ikdconf::generate_indexed(applied, d);
+        self.negotiation = index;
+        if let Err(e) = fx.configure_ikd(&text) {
             tracing::error!(error = %e, "cannot start ikd");
         }
         self.step(Step::StartIkd);
@@ -673,7 +679,9 @@ impl Agent {
                 })
             })
             .collect();
-        if let Err(e) = fx.configure_ikd(&ikdconf::generate(&refs, &desired)) {
+        let (text, index) = ikdconf::generate_indexed(&refs, &desired);
+        self.negotiation = index;
+        if let Err(e) = fx.configure_ikd(&text) {
             tracing::error!(error = %e, "cannot configure ikd");
         }
 
@@ -801,6 +809,17 @@ impl Agent {
 }
 
 impl Agent {
+    /// ikd asks which connection answers a peer's quick mode (`match-negotiation`): the
+    /// verdict of [`crate::negotiation::verdict`] from the last applied state. An error
+    /// when no policy is applied (ikd then matches locally).
+    pub(crate) fn match_negotiation(
+        &self,
+        q: &ipsec_control::NegotiationQuery,
+    ) -> Result<ipsec_control::NegotiationVerdict, String> {
+        let desired = self.desired.as_ref().ok_or("no policy is applied")?;
+        Ok(crate::negotiation::verdict(desired, &self.negotiation, q))
+    }
+
     /// ikd answered `peer` with the default response rule (seed, step 3) and installed SAs
     /// with `reqid`: installs the dynamic filter, a pair of host-to-host kernel policies
     /// for the negotiated traffic (outbound `require`, inbound `use`, like a negotiate

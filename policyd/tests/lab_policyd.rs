@@ -1038,3 +1038,142 @@ fn the_default_response_rule_answers_a_peer_without_a_filter_with_a_dynamic_filt
     );
     assert!(s1.log().contains("dynamic filter removed"), "{}", s1.log());
 }
+
+/// ikd's counters on its control socket in `s`'s control directory.
+fn ikd_statistics(s: &Setup) -> Option<ipsec_control::IkeStatistics> {
+    use ipsec_control::{Client, Request, Response};
+    let path = s.control_dir().join(ipsec_control::IKD_SOCKET);
+    match Client::connect(&path, "lab_policyd")
+        .ok()?
+        .call(&Request::ShowStatistics)
+    {
+        Ok(Response::Statistics { statistics }) => Some(statistics),
+        _ => None,
+    }
+}
+
+/// Tries TCP connections from `ns` to `to:port` for `secs` seconds (each SYN held by an
+/// ACQUIRE makes the peer's ikd negotiate); reports whether one connected.
+fn tcp_attempts(ns: &str, to: std::net::IpAddr, port: u16, secs: u32) -> bool {
+    let out = run_in(
+        ns,
+        "python3",
+        &[
+            "-c",
+            &format!(
+                "import socket,time\nend=time.time()+{secs}\nok=False\n\
+                 while time.time()<end and not ok:\n  try:\n    \
+                 socket.create_connection(('{to}',{port}),timeout=2).close(); ok=True\n  \
+                 except OSError:\n    time.sleep(0.5)\nprint('connected' if ok else 'failed')\n"
+            ),
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).contains("connected")
+}
+
+/// Issue #4 point 5: ikd asks policyd which rule answers a peer's quick mode. h1 runs
+/// Andy's lab policy (blocks inbound telnet from every computer) with the default response
+/// rule active; h3, which no filter of h1 names, negotiates ICMP and telnet with h1 (Betty's
+/// policy with an ICMP filter added). ICMP gets the default response rule's SAs and crosses
+/// as ESP; the telnet quick mode is refused by policyd ("blocked by rule"), so h1 holds no
+/// SA for it and h3's ikd records the failure. Without the lookup, the default response
+/// rule's catch-all accepted the telnet quick mode and installed SAs for blocked traffic.
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn a_quick_mode_for_traffic_the_policy_blocks_is_refused_after_asking_policyd() {
+    let ikd = Path::new(POLICYD).with_file_name("ikd");
+    assert!(
+        ikd.is_file(),
+        "{} missing: build it first (cargo build -p ikd)",
+        ikd.display()
+    );
+    let hosts = Hosts::create(3);
+    let (h1, h3) = (hosts.ns(1), hosts.ns(3));
+    let (a1, a3) = (hosts.addr(1), hosts.addr(3));
+    let s1 = Setup::new();
+    s1.boot_mode(BootMode::Permit, vec![]);
+    s1.assign_local(LAB_ANDY);
+    s1.store()
+        .update(Location::Local, |c| {
+            for p in &mut c.set.policies {
+                if p.name == LAB_ANDY {
+                    p.default_response.active = true;
+                }
+            }
+            Ok(())
+        })
+        .expect("update");
+    // h3: Betty's policy (negotiate telnet to h1) plus ICMP with h1.
+    let s3 = Setup::new();
+    s3.boot_mode(BootMode::Permit, vec![]);
+    let betty = ipsec_policy::defaults::LAB_BETTY;
+    s3.assign_local(betty);
+    negotiate_icmp_too(&s3, betty, a1);
+    let _agent1 = s1.agent(&h1, Some(&ikd));
+    let _agent3 = s3.agent(&h3, Some(&ikd));
+    let logs = || format!("h1:\n{}\nh3:\n{}", s1.log(), s3.log());
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let p3 = xfrm_policies(&h3);
+            p3.contains("proto icmp")
+                && p3.contains("proto tcp")
+                && xfrm_policies(&h1).contains("reqid")
+        }),
+        "policies not applied\n{}",
+        logs()
+    );
+    assert!(policies_with(&h1, a3).is_empty(), "h1 has a filter for h3");
+
+    // ICMP: the default response rule, ESP both ways.
+    assert!(
+        wait_until(Duration::from_secs(90), || ping(&h3, a1, 1)),
+        "pings never crossed\n{}",
+        logs()
+    );
+    let cap = support::Capture::start(&h1, "eth0");
+    assert!(ping(&h3, a1, 3), "pings stopped");
+    let (sum, text) = cap.stop_with_text();
+    assert!(sum.esp >= 6, "{sum:?}\n{text}");
+    assert_eq!(sum.icmp_clear, 0, "{text}");
+    let icmp_sas = owned_sas(&h1);
+    assert_eq!(icmp_sas.len(), 2, "h1's SAs with h3: {icmp_sas:?}");
+
+    // Telnet from h3: its ikd proposes a quick mode for TCP port 23, h1's policyd says
+    // the "Block telnet" rule covers it, h1's ikd refuses.
+    let connected = tcp_attempts(&h3, a1, 23, 12);
+    assert!(!connected, "telnet to h1 connected\n{}", logs());
+    let refused = wait_until(Duration::from_secs(30), || {
+        ikd_statistics(&s1).is_some_and(|s| s.policy_refusals >= 1)
+            && ikd_statistics(&s3).is_some_and(|s| s.quick_modes_failed >= 1)
+    });
+    let (st1, st3) = (ikd_statistics(&s1), ikd_statistics(&s3));
+    eprintln!("h1 ikd: {st1:?}\nh3 ikd: {st3:?}");
+    let states = String::from_utf8_lossy(&ip_in(&h1, &["xfrm", "state"]).stdout).into_owned();
+    assert!(
+        !states.contains("proto tcp"),
+        "h1 holds an SA for the blocked telnet:\n{states}\n{}",
+        logs()
+    );
+    assert_eq!(
+        owned_sas(&h1).len(),
+        2,
+        "h1's SAs: {:?} (ICMP pair {icmp_sas:?})\n{states}",
+        owned_sas(&h1)
+    );
+    assert!(
+        refused,
+        "no refusal counted: h1 {st1:?}, h3 {st3:?}\n{}",
+        logs()
+    );
+    let st1 = st1.expect("h1 statistics");
+    assert!(st1.policy_lookups >= 2, "{st1:?}");
+    assert!(st1.policy_connections >= 1, "{st1:?}");
+    assert_eq!(st1.policy_unavailable, 0, "{st1:?}");
+    let log1 = s1.log();
+    assert!(
+        log1.contains("blocked by rule") && log1.contains("Block telnet"),
+        "{log1}"
+    );
+    // The ICMP SAs still carry pings.
+    assert!(ping(&h3, a1, 2), "pings stopped after the refusal");
+}

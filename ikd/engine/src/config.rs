@@ -47,6 +47,11 @@ pub struct EndpointConfig {
     /// As quick-mode responder, set the commit bit in QM2 and send the 4th message
     /// `HDR*, HASH(4), N(CONNECTED)` after installing (Windows Server 2003 behaviour).
     pub responder_commit: bool,
+    /// As quick-mode responder, ask the policy agent which connection answers a proposal
+    /// ([`crate::Action::LookupPolicy`]) instead of matching it against [`Self::children`]
+    /// here. Off by default: the engine matches locally (the first child of the main
+    /// mode's peer whose selector contains the proposal).
+    pub policy_lookup: bool,
 }
 
 impl EndpointConfig {
@@ -65,6 +70,7 @@ impl EndpointConfig {
             send_dpd_vendor_id: true,
             initial_contact: true,
             responder_commit: false,
+            policy_lookup: false,
         }
     }
 
@@ -107,7 +113,7 @@ pub enum PeerAddress {
 }
 
 impl PeerAddress {
-    fn matches(&self, addr: IpAddr) -> bool {
+    pub(crate) fn matches(&self, addr: IpAddr) -> bool {
         match self {
             Self::Address(a) => *a == addr,
             Self::Any => true,

@@ -32,7 +32,7 @@ use crate::quick_mode;
 use crate::rng::Drbg;
 use crate::types::{
     Action, ChildInfo, Event, FailureReason, IsakmpSaHandle, IsakmpSaInfo, KernelEvent, Path,
-    RequestId, Role, SpiAllocationFailed, Statistics, Transmit,
+    PolicyAnswer, RequestId, Role, SpiAllocationFailed, Statistics, Transmit,
 };
 use crate::{informational, Subnet};
 
@@ -715,6 +715,30 @@ impl Endpoint {
             return;
         };
         quick_mode::on_spi(&mut self.sh, &mut sa, now, msgid, spi);
+        self.put_back(sa);
+        self.run_effects();
+    }
+
+    /// Answer to a previous [`Action::LookupPolicy`]. Unknown (or already answered, or
+    /// timed-out) requests are ignored.
+    pub fn handle_policy_answer(&mut self, now: Instant, request: RequestId, answer: PolicyAnswer) {
+        let _ = now;
+        let Some(&(id, msgid)) = self.sh.requests.get(&request) else {
+            debug!(?request, "answer to an unknown policy lookup");
+            return;
+        };
+        let Some(mut sa) = self.sas.remove(&id) else {
+            self.sh.requests.remove(&request);
+            return;
+        };
+        if quick_mode::on_policy(&mut self.sh, &mut sa, msgid, answer) {
+            self.sh.requests.remove(&request);
+        } else {
+            debug!(
+                ?request,
+                "policy answer to a request that is not a policy lookup"
+            );
+        }
         self.put_back(sa);
         self.run_effects();
     }

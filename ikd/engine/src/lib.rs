@@ -8,11 +8,12 @@
 //!
 //! ```text
 //!   handle_datagram / handle_timeout / handle_kernel_event / handle_spi_allocated
-//!   initiate / delete_all
+//!   handle_policy_answer / initiate / delete_all
 //!        │
 //!        ▼
 //!   poll_transmit  (datagrams to send)   → UDP 500/4500
-//!   poll_action    (AllocSpi, InstallSaPair, DeleteSa, Event) → pfkey, logs
+//!   poll_action    (AllocSpi, LookupPolicy, InstallSaPair, DeleteSa, Event)
+//!                                        → pfkey, policyd, logs
 //!   poll_timeout   (when to call handle_timeout next)
 //! ```
 //!
@@ -63,8 +64,8 @@ pub use endpoint::Endpoint;
 pub use error::{Error, InitiateError, PeerMisbehaved};
 pub use types::{
     Action, ChildInfo, ChildLifetime, ChildSa, Event, FailureReason, IsakmpSaHandle, IsakmpSaInfo,
-    KernelEvent, Path, RequestId, Role, SaPair, Selector, SpiAllocationFailed, Statistics,
-    Transmit,
+    KernelEvent, Path, PolicyAnswer, PolicyRefusal, RequestId, Role, SaPair, Selector,
+    SpiAllocationFailed, Statistics, Transmit,
 };
 
 #[cfg(test)]

@@ -20,6 +20,13 @@
 //! keys use the responder's SPI. The IDs the responder returns must be the ones sent
 //! (Windows' "questionable" ID rewriting is not accepted). All proposals of one child must
 //! agree on PFS (the KE payload is shared).
+//!
+//! Which child answers a peer's QM1: by default the first child of the main mode's peer
+//! whose selector contains the proposed IDs. With
+//! [`crate::EndpointConfig::policy_lookup`] the responder asks the policy agent instead
+//! (`LookupPolicy → handle_policy_answer`, state `RespWaitPolicy`, before the SPI
+//! request): it names the child, refuses (INVALID-ID-INFORMATION), or is unavailable (then
+//! the local choice applies).
 
 use std::time::Instant;
 
@@ -42,7 +49,7 @@ use crate::main_mode::{Keys, MainMode};
 use crate::proposal::{self, ChildSuite, QmChoice};
 use crate::rules;
 use crate::types::{
-    Action, ChildLifetime, ChildSa, Event, FailureReason, Role, SaPair, Selector,
+    Action, ChildLifetime, ChildSa, Event, FailureReason, PolicyAnswer, Role, SaPair, Selector,
     SpiAllocationFailed,
 };
 
@@ -99,6 +106,22 @@ pub(crate) struct RespWaitSpi {
     qm1: Vec<u8>,
 }
 
+/// A peer's QM1 after HASH(1) verified: what the choice of child needs.
+pub(crate) struct Qm1 {
+    offer: SaPayload,
+    ni: Vec<u8>,
+    ke: Option<Vec<u8>>,
+    ids: Option<[IdPayload; 2]>,
+    ts: TrafficSelector,
+}
+
+/// Responder, QM1 verified, waiting for the policy agent to name the child.
+pub(crate) struct RespWaitPolicy {
+    qm1: Qm1,
+    commit: bool,
+    datagram: Vec<u8>,
+}
+
 /// Responder, QM2 sent.
 ///
 /// ```text
@@ -122,6 +145,7 @@ pub(crate) enum QuickMode {
     InitWaitSpi(Box<InitWaitSpi>),
     ExpectQm2(Box<ExpectQm2>),
     ExpectConnected(Box<ExpectConnected>),
+    RespWaitPolicy(Box<RespWaitPolicy>),
     RespWaitSpi(Box<RespWaitSpi>),
     ExpectQm3(Box<ExpectQm3>),
     /// Completed; kept for duplicates (and a late QM4 at the initiator).
@@ -132,9 +156,10 @@ pub(crate) enum QuickMode {
 }
 
 impl QuickMode {
-    /// The child index being negotiated.
+    /// The child index being negotiated (`None` while the policy agent is asked).
     pub(crate) fn child(&self) -> Option<usize> {
         Some(match self {
+            Self::RespWaitPolicy(_) => return None,
             Self::InitWaitSpi(s) => s.child,
             Self::ExpectQm2(s) => s.child,
             Self::ExpectConnected(s) => s.child,
@@ -591,9 +616,79 @@ fn on_qm1(
         return Err(PeerMisbehaved::HashMismatch("HASH(1)").into());
     }
     sh.stats.quick_modes_started += 1;
-    match choose_child(sh, sa, &payloads) {
-        Ok((child, choice, ni, peer_ke, ids, ts)) => {
-            let commit = sh.config.responder_commit || hdr.flags.is_commit();
+    let commit = sh.config.responder_commit || hdr.flags.is_commit();
+    let qm1 = match parse_qm1(sa, &payloads) {
+        Ok(q) => q,
+        Err(e) => {
+            let t = e.notify_type().unwrap_or(NotifyType::NO_PROPOSAL_CHOSEN);
+            reject(sh, sa, t, None, FailureReason::LocalError(t));
+            return Err(e);
+        }
+    };
+    if sh.config.policy_lookup {
+        let request = sh.request_id();
+        sh.requests.insert(request, (sa.id, msgid));
+        sh.stats.policy_lookups += 1;
+        let selector = qm1.ts;
+        let peer_identity = sh
+            .config
+            .peers
+            .get(sa.peer_idx)
+            .and_then(|p| p.identity.as_ref())
+            .map(|i| format!("{i:?}"));
+        sa.exchanges.insert(
+            msgid,
+            Exchange {
+                iv: next_iv,
+                flight: None,
+                started: now,
+                finished: None,
+                state: QuickMode::RespWaitPolicy(Box::new(RespWaitPolicy {
+                    qm1,
+                    commit,
+                    datagram: datagram.to_vec(),
+                })),
+            },
+        );
+        debug!("QM1 verified, asking the policy agent");
+        sh.action(Action::LookupPolicy {
+            request,
+            local: sa.path.local.ip(),
+            peer: sa.path.remote.ip(),
+            selector,
+            peer_identity,
+        });
+        return Ok(());
+    }
+    let chosen = choose_local(sh, sa, &qm1);
+    let accepted = Accepted {
+        started: now,
+        iv: next_iv,
+        commit,
+        datagram: datagram.to_vec(),
+    };
+    finish_choice(sh, sa, msgid, accepted, qm1, chosen)
+}
+
+/// What an accepted QM1 carries into the SPI request.
+struct Accepted {
+    started: Instant,
+    iv: Vec<u8>,
+    commit: bool,
+    datagram: Vec<u8>,
+}
+
+/// Goes on with the chosen child (SPI request) or rejects the QM1.
+fn finish_choice(
+    sh: &mut Shared,
+    sa: &mut IsakmpSa,
+    msgid: u32,
+    a: Accepted,
+    qm1: Qm1,
+    chosen: Choice,
+) -> Result<(), Error> {
+    match chosen {
+        Ok((child, choice)) => {
             let request = sh.request_id();
             sh.requests.insert(request, (sa.id, msgid));
             sh.stats.spi_requests += 1;
@@ -601,19 +696,19 @@ fn on_qm1(
             sa.exchanges.insert(
                 msgid,
                 Exchange {
-                    iv: next_iv,
+                    iv: a.iv,
                     flight: None,
-                    started: now,
+                    started: a.started,
                     finished: None,
                     state: QuickMode::RespWaitSpi(Box::new(RespWaitSpi {
                         child,
                         choice,
-                        ni,
-                        peer_ke,
-                        ids,
-                        ts,
-                        commit,
-                        qm1: datagram.to_vec(),
+                        ni: qm1.ni,
+                        peer_ke: qm1.ke,
+                        ids: qm1.ids,
+                        ts: qm1.ts,
+                        commit: a.commit,
+                        qm1: a.datagram,
                     })),
                 },
             );
@@ -626,30 +721,102 @@ fn on_qm1(
             });
             Ok(())
         }
-        Err(e) => {
+        Err((child, e)) => {
             let t = e.notify_type().unwrap_or(NotifyType::NO_PROPOSAL_CHOSEN);
-            if let Some(keys) = keys_of(sa) {
-                let n = informational::notify_payload(sa, t);
-                let iv = keys.iv.clone();
-                informational::send_protected(sh, sa, keys, &iv, vec![n]);
-            }
-            fail_event(sh, sa.path.remote, true, None, FailureReason::LocalError(t));
+            let child = child.and_then(|c| child_name(sh, c));
+            reject(sh, sa, t, child, FailureReason::LocalError(t));
             Err(e)
         }
     }
 }
 
-type Chosen = (
-    usize,
-    QmChoice,
-    Vec<u8>,
-    Option<Vec<u8>>,
-    Option<[IdPayload; 2]>,
-    TrafficSelector,
-);
+/// Sends the error Notify `t` for a refused QM1 and records the failure.
+fn reject(
+    sh: &mut Shared,
+    sa: &IsakmpSa,
+    t: NotifyType,
+    child: Option<crate::ChildName>,
+    reason: FailureReason,
+) {
+    if let Some(keys) = keys_of(sa) {
+        let n = informational::notify_payload(sa, t);
+        let iv = keys.iv.clone();
+        informational::send_protected(sh, sa, keys, &iv, vec![n]);
+    }
+    fail_event(sh, sa.path.remote, true, child, reason);
+}
 
-/// Finds the child and proposal for a peer's QM1.
-fn choose_child(sh: &Shared, sa: &IsakmpSa, payloads: &[Payload]) -> Result<Chosen, Error> {
+/// The policy agent answered for exchange `message_id`. Returns `false` when that
+/// exchange does not wait for the agent (the request ID belongs to something else).
+pub(crate) fn on_policy(
+    sh: &mut Shared,
+    sa: &mut IsakmpSa,
+    message_id: u32,
+    answer: PolicyAnswer,
+) -> bool {
+    match sa.exchanges.get(&message_id).map(|ex| &ex.state) {
+        Some(QuickMode::RespWaitPolicy(_)) => {}
+        Some(_) => return false,
+        None => return true,
+    }
+    let Some(ex) = sa.exchanges.remove(&message_id) else {
+        return true;
+    };
+    let QuickMode::RespWaitPolicy(w) = ex.state else {
+        return true;
+    };
+    let RespWaitPolicy {
+        qm1,
+        commit,
+        datagram,
+    } = *w;
+    let chosen = match answer {
+        PolicyAnswer::Connection(name) => {
+            sh.stats.policy_connections += 1;
+            debug!(child = %name, "policy agent named the connection");
+            match sh.config.child(&name).map(|(i, _)| i) {
+                Some(idx) => choose_in(sh, sa, &qm1, idx),
+                None => Err((
+                    None,
+                    Error::InvalidId("the policy agent named an unknown connection"),
+                )),
+            }
+        }
+        PolicyAnswer::Refused { kind, reason } => {
+            sh.stats.policy_refusals += 1;
+            debug!(?kind, %reason, "policy agent refused the quick mode");
+            reject(
+                sh,
+                sa,
+                NotifyType::INVALID_ID_INFORMATION,
+                None,
+                FailureReason::PolicyRefused { kind, reason },
+            );
+            return true;
+        }
+        PolicyAnswer::Unavailable => {
+            sh.stats.policy_unavailable += 1;
+            debug!("policy agent unavailable: matching locally");
+            choose_local(sh, sa, &qm1)
+        }
+    };
+    let accepted = Accepted {
+        started: ex.started,
+        iv: ex.iv,
+        commit,
+        datagram,
+    };
+    if let Err(e) = finish_choice(sh, sa, message_id, accepted, qm1, chosen) {
+        debug!(error = %e, "QM1 rejected");
+    }
+    true
+}
+
+/// The chosen child and proposal, or the error with the child it concerns.
+type Choice = Result<(usize, QmChoice), (Option<usize>, Error)>;
+
+/// Reads the SA, nonce, KE and IDs of a peer's QM1.
+fn parse_qm1(sa: &IsakmpSa, payloads: &[Payload]) -> Result<Qm1, Error> {
     let mut sa_payload = None;
     let mut ni = None;
     let mut ke = None;
@@ -702,30 +869,81 @@ fn choose_child(sh: &Shared, sa: &IsakmpSa, payloads: &[Payload]) -> Result<Chos
             .into())
         }
     };
-    let peer_name = sh
-        .config
+    Ok(Qm1 {
+        offer: offer.clone(),
+        ni,
+        ke,
+        ids,
+        ts,
+    })
+}
+
+/// The proposal of child `idx` for `qm1` (the PFS choice must match the peer's KE).
+fn choose_proposal(sh: &Shared, qm1: &Qm1, idx: usize) -> Option<Choice> {
+    let c = sh.config.children.get(idx)?;
+    let choice = proposal::choose_qm(&qm1.offer, &c.proposals)?;
+    if choice.suite.pfs.is_some() != qm1.ke.is_some() {
+        return Some(Err((Some(idx), PeerMisbehaved::UnexpectedKe.into())));
+    }
+    Some(Ok((idx, choice)))
+}
+
+fn peer_name<'a>(sh: &'a Shared, sa: &IsakmpSa) -> &'a str {
+    sh.config
         .peers
         .get(sa.peer_idx)
         .map(|p| p.name.as_str())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The local choice: the first child of the main mode's peer whose selector contains the
+/// proposal and that has a proposal the peer offered.
+fn choose_local(sh: &Shared, sa: &IsakmpSa, qm1: &Qm1) -> Choice {
+    let peer = peer_name(sh, sa);
     let mut selector_matched = false;
     for (i, c) in sh.config.children.iter().enumerate() {
-        if c.peer != peer_name || !child_selector(sh, i, &sa.path).contains(&ts) {
+        if c.peer != peer || !child_selector(sh, i, &sa.path).contains(&qm1.ts) {
             continue;
         }
         selector_matched = true;
-        if let Some(choice) = proposal::choose_qm(offer, &c.proposals) {
-            if choice.suite.pfs.is_some() != ke.is_some() {
-                return Err(PeerMisbehaved::UnexpectedKe.into());
-            }
-            return Ok((i, choice, ni, ke, ids, ts));
+        if let Some(r) = choose_proposal(sh, qm1, i) {
+            return r;
         }
     }
     if selector_matched {
-        Err(Error::NoProposalChosen)
+        Err((None, Error::NoProposalChosen))
     } else {
-        Err(Error::InvalidId("traffic selectors match no child"))
+        Err((None, Error::InvalidId("traffic selectors match no child")))
     }
+}
+
+/// The policy agent's choice, child `idx`: it must belong to the main mode's peer (or to a
+/// peer entry covering the peer's address, such as the default response rule's catch-all)
+/// and cover the proposal; a proposal is chosen from its proposals only.
+fn choose_in(sh: &Shared, sa: &IsakmpSa, qm1: &Qm1, idx: usize) -> Choice {
+    let Some(c) = sh.config.children.get(idx) else {
+        return Err((None, Error::InvalidId("child removed")));
+    };
+    let remote = sa.path.remote.ip();
+    let peer_ok = c.peer == peer_name(sh, sa)
+        || sh
+            .config
+            .peers
+            .iter()
+            .any(|p| p.name == c.peer && p.address.matches(remote));
+    if !peer_ok {
+        return Err((
+            Some(idx),
+            Error::InvalidId("the policy agent's connection is for another peer"),
+        ));
+    }
+    if !child_selector(sh, idx, &sa.path).contains(&qm1.ts) {
+        return Err((
+            Some(idx),
+            Error::InvalidId("the policy agent's connection does not cover the proposal"),
+        ));
+    }
+    choose_proposal(sh, qm1, idx).unwrap_or(Err((Some(idx), Error::NoProposalChosen)))
 }
 
 // <-- HDR*, HASH(2), SA, Nr [, KE] [, IDci, IDcr] (received) ; HDR*, HASH(3) -->

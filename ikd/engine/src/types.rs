@@ -13,6 +13,7 @@ use isakmp::NotifyType;
 
 use crate::config::{
     ChildName, EncapsulationMode, EspCipher, IntegrityAlgorithm, IpsecProtocol, Subnet,
+    TrafficSelector,
 };
 
 /// The two UDP endpoints of a datagram, from this host's point of view.
@@ -85,8 +86,58 @@ pub enum Action {
         /// The SA's source address.
         source: IpAddr,
     },
+    /// As quick-mode responder with [`crate::EndpointConfig::policy_lookup`] on: ask the
+    /// policy agent which connection answers the peer's proposal (seed: the IKE module
+    /// asks the Policy Agent for the matching policy), and answer with
+    /// [`crate::Endpoint::handle_policy_answer`]. The exchange waits meanwhile (its
+    /// half-open timeout still runs).
+    LookupPolicy {
+        /// Quote this in the answer.
+        request: RequestId,
+        /// Our IKE address.
+        local: IpAddr,
+        /// The peer's IKE address.
+        peer: IpAddr,
+        /// The proposed traffic from our point of view (`local` is IDcr, `remote` IDci;
+        /// host-to-host between the IKE addresses when the peer sent no IDs).
+        selector: TrafficSelector,
+        /// The identity the peer authenticated with in main mode, when it is not just its
+        /// address (for the agent's logs).
+        peer_identity: Option<String>,
+    },
     /// Something to log or react to.
     Event(Event),
+}
+
+/// The policy agent's answer to an [`Action::LookupPolicy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyAnswer {
+    /// Negotiate with this connection: a proposal is chosen from its proposals only (none
+    /// fits: NO-PROPOSAL-CHOSEN).
+    Connection(ChildName),
+    /// Refuse the negotiation (INVALID-ID-INFORMATION to the peer, no SA).
+    Refused {
+        /// Why, in the agent's terms.
+        kind: PolicyRefusal,
+        /// Human-readable, e.g. `blocked by rule "block telnet"`.
+        reason: String,
+    },
+    /// The agent could not be asked or did not answer in time: the engine matches the
+    /// proposal against its own connections, as without the lookup.
+    Unavailable,
+}
+
+/// Why the policy agent refused a negotiation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyRefusal {
+    /// No rule covers the traffic (and no default response rule is active).
+    NoMatch,
+    /// A blocking rule covers it.
+    Blocked,
+    /// A permitting rule covers it: it passes in clear, no SA.
+    PermittedInClear,
 }
 
 /// The two SAs negotiated by one quick mode.
@@ -196,6 +247,13 @@ pub enum FailureReason {
     LocalError(NotifyType),
     /// The kernel could not allocate an SPI.
     SpiAllocation,
+    /// The policy agent refused the negotiation (we sent INVALID-ID-INFORMATION).
+    PolicyRefused {
+        /// What kind of refusal.
+        kind: PolicyRefusal,
+        /// The agent's reason.
+        reason: String,
+    },
 }
 
 /// Something the daemon may log or react to.
@@ -308,6 +366,14 @@ pub struct Statistics {
     pub acquires: u64,
     /// DPD R-U-THERE answered.
     pub dpd_answered: u64,
+    /// Quick modes the policy agent was asked about ([`Action::LookupPolicy`]).
+    pub policy_lookups: u64,
+    /// Answers naming a connection.
+    pub policy_connections: u64,
+    /// Answers refusing the negotiation (no match, blocked, permitted in clear).
+    pub policy_refusals: u64,
+    /// Lookups answered "unavailable": matched locally instead.
+    pub policy_unavailable: u64,
 }
 
 /// A read-only view of one ISAKMP SA, for the daemon's control socket

@@ -118,6 +118,45 @@ mod tests {
     }
 
     #[test]
+    fn match_negotiation_wire_form() {
+        let q = br#"{"type":"match-negotiation","local":"192.0.2.1","peer":"192.0.2.3","local-subnet":"192.0.2.1/32","remote-subnet":"192.0.2.3/32","protocol":6,"local-port":23}"#;
+        let r = decode_body::<Request>(q).expect("query");
+        let Request::MatchNegotiation(n) = &r else {
+            panic!("{r:?}");
+        };
+        assert_eq!((n.protocol, n.local_port, n.remote_port), (6, 23, 0));
+        assert_eq!(r.since_version(), 2);
+        let f = encode_frame(&r).expect("encode");
+        assert_eq!(
+            decode_frame::<Request>(&f).expect("ok").expect("whole").0,
+            r
+        );
+        let a = Response::NegotiationMatch {
+            verdict: NegotiationVerdict::Connection {
+                connection: "default-response".into(),
+                rule: "default response rule".into(),
+            },
+        };
+        let text = serde_json::to_string(&a).expect("json");
+        assert_eq!(
+            text,
+            r#"{"type":"negotiation-match","verdict":"connection","connection":"default-response","rule":"default response rule"}"#
+        );
+        assert_eq!(decode_body::<Response>(text.as_bytes()).expect("back"), a);
+        let blocked = br#"{"type":"negotiation-match","verdict":"blocked","rule":"b","reason":"blocked by rule \"b\""}"#;
+        assert!(matches!(
+            decode_body::<Response>(blocked).expect("blocked"),
+            Response::NegotiationMatch {
+                verdict: NegotiationVerdict::Blocked { .. }
+            }
+        ));
+        // A verdict from a later version is a decoding error, not a panic.
+        assert!(
+            decode_body::<Response>(br#"{"type":"negotiation-match","verdict":"maybe"}"#).is_err()
+        );
+    }
+
+    #[test]
     fn clear_errors() {
         assert!(matches!(
             decode_frame::<Request>(&[0, 0, 0, 0]),

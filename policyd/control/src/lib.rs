@@ -1,7 +1,7 @@
 //! The control protocol of the IPsec stack: how `ipsecadm` and `policyd` talk to `ikd`
 //! over a root-only Unix socket (`ipsec-control(7)` documents it for administrators).
 //!
-//! # Wire format (version 1)
+//! # Wire format (versions 1 and 2)
 //!
 //! A connection is a stream of frames. A frame is a 4-octet big-endian length `N`
 //! (`1..=`[`MAX_FRAME`]) followed by `N` octets of one UTF-8 JSON object, a [`Request`]
@@ -12,6 +12,11 @@
 //!    or [`Response::Error`] with [`ErrorCode::Version`] and closes the connection.
 //! 2. Then each request frame gets exactly one response frame, in order, until the client
 //!    closes its side.
+//!
+//! Version 2 adds [`Request::MatchNegotiation`] (ikd asks policyd which rule answers a
+//! quick mode). A peer limited to version 1 negotiates down and never sees a version-2
+//! message: [`socket::Connection::serve`] refuses version-2 requests on a version-1
+//! connection and [`Client::call`] does not send them.
 //!
 //! Unknown members of an object are ignored (a later minor addition does not break an
 //! older peer); an unknown `"type"` is answered with [`ErrorCode::Unsupported`]; anything
@@ -37,7 +42,7 @@ pub mod socket;
 pub use codec::{decode_frame, encode_frame, MAX_FRAME};
 pub use error::{DecodeError, Error};
 pub use message::{
-    ErrorCode, IkeStatistics, MainModeSa, QuickModeSa, Request, Response, DEFAULT_RESPONSE,
-    MAX_VERSION, MIN_VERSION,
+    ErrorCode, IkeStatistics, MainModeSa, NegotiationQuery, NegotiationVerdict, QuickModeSa,
+    Request, Response, DEFAULT_RESPONSE, MAX_VERSION, MIN_VERSION,
 };
 pub use socket::{Client, Listener, DEFAULT_DIR, IKD_SOCKET, POLICYD_SOCKET};

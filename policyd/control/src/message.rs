@@ -1,5 +1,8 @@
-//! The typed messages of protocol version 1 (field names as they appear on the wire, in
-//! kebab-case).
+//! The typed messages of protocol versions 1 and 2 (field names as they appear on the
+//! wire, in kebab-case). Version 2 adds [`Request::MatchNegotiation`] and its answer
+//! [`Response::NegotiationMatch`]; [`Request::since_version`] and [`Response::since_version`]
+//! say which version a message needs, and a server never answers a version-1 client with a
+//! version-2 message.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -9,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// The oldest protocol version this crate speaks.
 pub const MIN_VERSION: u16 = 1;
 /// The newest protocol version this crate speaks.
-pub const MAX_VERSION: u16 = 1;
+pub const MAX_VERSION: u16 = 2;
 
 /// The name of the ikd peer and connection policyd generates for the default response
 /// rule; SA pairs of this connection make policyd install a dynamic filter.
@@ -75,12 +78,89 @@ pub enum Request {
         /// The peer.
         peer: IpAddr,
     },
+    /// Version 2. ikd to policyd, as quick-mode responder: which connection of the
+    /// generated ikd.conf answers this negotiation? policyd finds the filter the kernel
+    /// applies to the proposed traffic (the same ordering as its kernel policies, mirrored
+    /// filters both ways, "my address" expanded) and answers
+    /// [`Response::NegotiationMatch`].
+    MatchNegotiation(NegotiationQuery),
     /// A request type this version does not know (decoded from any other `type`).
     #[serde(other)]
     Unknown,
 }
 
+/// The traffic of a proposed quick mode, from the responder's (ikd's host) point of view
+/// ([`Request::MatchNegotiation`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct NegotiationQuery {
+    /// Our IKE address.
+    pub local: IpAddr,
+    /// The peer's IKE address.
+    pub peer: IpAddr,
+    /// Our side of the traffic (IDcr), an address with an optional `/len`.
+    pub local_subnet: String,
+    /// The peer's side of the traffic (IDci).
+    pub remote_subnet: String,
+    /// IP protocol (0: any).
+    #[serde(default)]
+    pub protocol: u8,
+    /// Our port (0: any).
+    #[serde(default)]
+    pub local_port: u16,
+    /// The peer's port (0: any).
+    #[serde(default)]
+    pub remote_port: u16,
+    /// The identity the peer authenticated with in main mode, for logs (e.g. its address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_identity: Option<String>,
+}
+
+/// policyd's verdict on a negotiation ([`Response::NegotiationMatch`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "kebab-case")]
+pub enum NegotiationVerdict {
+    /// Negotiate with this ikd.conf connection.
+    #[serde(rename_all = "kebab-case")]
+    Connection {
+        /// The connection's name in the generated ikd.conf.
+        connection: String,
+        /// The rule behind it (its name; "default response rule" for the catch-all).
+        rule: String,
+    },
+    /// Refuse: the traffic is blocked by a rule.
+    #[serde(rename_all = "kebab-case")]
+    Blocked {
+        /// The blocking rule's name.
+        rule: String,
+        /// Human-readable, e.g. `blocked by rule "block telnet"`.
+        reason: String,
+    },
+    /// Refuse: a rule lets the traffic pass in clear, no SA is wanted.
+    #[serde(rename_all = "kebab-case")]
+    PermittedInClear {
+        /// The permitting rule's name.
+        rule: String,
+        /// Human-readable.
+        reason: String,
+    },
+    /// Refuse: no rule (and no active default response rule) covers the traffic.
+    #[serde(rename_all = "kebab-case")]
+    NoMatch {
+        /// Human-readable.
+        reason: String,
+    },
+}
+
 impl Request {
+    /// The first protocol version with this request.
+    pub fn since_version(&self) -> u16 {
+        match self {
+            Self::MatchNegotiation(_) => 2,
+            _ => 1,
+        }
+    }
+
     /// The wire name of the message type.
     pub fn name(&self) -> &'static str {
         match self {
@@ -91,6 +171,7 @@ impl Request {
             Self::PeerUnreachable { .. } => "peer-unreachable",
             Self::DynamicFilterNeeded { .. } => "dynamic-filter-needed",
             Self::DynamicFilterGone { .. } => "dynamic-filter-gone",
+            Self::MatchNegotiation(_) => "match-negotiation",
             Self::Unknown => "unknown",
         }
     }
@@ -132,6 +213,13 @@ pub enum Response {
         /// They go after this many seconds without traffic.
         idle_seconds: u32,
     },
+    /// Version 2. The answer to [`Request::MatchNegotiation`].
+    #[serde(rename_all = "kebab-case")]
+    NegotiationMatch {
+        /// The verdict.
+        #[serde(flatten)]
+        verdict: NegotiationVerdict,
+    },
     /// The request was carried out (nothing to report).
     Done,
     /// The request failed.
@@ -155,9 +243,20 @@ impl Response {
             Self::QuickModeSas { .. } => "quick-mode-sas",
             Self::Statistics { .. } => "statistics",
             Self::FellBackToClear { .. } => "fell-back-to-clear",
+            Self::NegotiationMatch { .. } => "negotiation-match",
             Self::Done => "done",
             Self::Error { .. } => "error",
             Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl Response {
+    /// The first protocol version with this response.
+    pub fn since_version(&self) -> u16 {
+        match self {
+            Self::NegotiationMatch { .. } => 2,
+            _ => 1,
         }
     }
 }
@@ -279,6 +378,15 @@ pub struct IkeStatistics {
     pub retransmissions: u64,
     /// New main modes dropped by the per-peer rate limit.
     pub rate_limited: u64,
+    /// Quick modes ikd asked policyd about (`match-negotiation`; version 2, absent from
+    /// older ikd: 0).
+    pub policy_lookups: u64,
+    /// Of those, answered with a connection.
+    pub policy_connections: u64,
+    /// Of those, refused by policy (no match, blocked, permitted in clear).
+    pub policy_refusals: u64,
+    /// Of those, unanswered (policyd unreachable, too slow or version 1): matched locally.
+    pub policy_unavailable: u64,
     /// Seconds since ikd started.
     pub uptime_seconds: u64,
 }

@@ -349,7 +349,27 @@ impl Connection {
                     code: ErrorCode::Unsupported,
                     message: format!("unknown request type (protocol version {})", self.version),
                 },
-                r => handler(r),
+                // A client that negotiated an older version never gets newer messages.
+                r if r.since_version() > self.version => Response::Error {
+                    code: ErrorCode::Unsupported,
+                    message: format!(
+                        "{} needs protocol version {}, this connection uses {}",
+                        r.name(),
+                        r.since_version(),
+                        self.version
+                    ),
+                },
+                r => match handler(r) {
+                    resp if resp.since_version() > self.version => Response::Error {
+                        code: ErrorCode::Unsupported,
+                        message: format!(
+                            "the answer {} needs protocol version {}",
+                            resp.name(),
+                            resp.since_version()
+                        ),
+                    },
+                    resp => resp,
+                },
             };
             self.respond(&resp)?;
         }
@@ -368,24 +388,37 @@ pub struct Client {
 impl Client {
     /// Connects to `path` and runs the client side of the handshake as `client`.
     pub fn connect(path: &Path, client: &str) -> Result<Self, Error> {
+        Self::connect_with(path, client, MAX_VERSION, IO_TIMEOUT)
+    }
+
+    /// Like [`Client::connect`], offering versions up to `max_version` only (a client
+    /// that speaks an older version, e.g. in tests) and waiting at most `timeout` for
+    /// each frame (ikd's quick lookups).
+    pub fn connect_with(
+        path: &Path,
+        client: &str,
+        max_version: u16,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
+        let max_version = max_version.clamp(MIN_VERSION, MAX_VERSION);
         let mut stream = UnixStream::connect(path).map_err(|source| Error::Connect {
             path: path.to_owned(),
             source,
         })?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
         send(
             &mut stream,
             &Request::Hello {
                 min_version: MIN_VERSION,
-                max_version: MAX_VERSION,
+                max_version,
                 client: client.to_owned(),
             },
         )?;
         let body = read_frame(&mut stream)?.ok_or(Error::Closed)?;
         match decode_body::<Response>(&body)? {
             Response::Welcome { version, server }
-                if (MIN_VERSION..=MAX_VERSION).contains(&version) =>
+                if (MIN_VERSION..=max_version).contains(&version) =>
             {
                 Ok(Self {
                     stream,
@@ -394,7 +427,7 @@ impl Client {
                 })
             }
             Response::Welcome { version, .. } => Err(Error::Version {
-                ours: (MIN_VERSION, MAX_VERSION),
+                ours: (MIN_VERSION, max_version),
                 theirs: (version, version),
             }),
             Response::Error { code, message } => Err(Error::Refused { code, message }),
@@ -418,6 +451,18 @@ impl Client {
     /// Sends one request and waits for its response. An error response is returned as
     /// [`Error::Refused`].
     pub fn call(&mut self, request: &Request) -> Result<Response, Error> {
+        if request.since_version() > self.version {
+            // Never sent: the server negotiated an older version.
+            return Err(Error::Refused {
+                code: ErrorCode::Unsupported,
+                message: format!(
+                    "{} needs protocol version {}, the server speaks {}",
+                    request.name(),
+                    request.since_version(),
+                    self.version
+                ),
+            });
+        }
         send(&mut self.stream, request)?;
         let body = read_frame(&mut self.stream)?.ok_or(Error::Closed)?;
         match decode_body::<Response>(&body)? {
@@ -478,7 +523,7 @@ mod tests {
         std::thread::scope(|s| {
             let server = s.spawn(|| serve_one(&listener, 10));
             let mut c = Client::connect(&path, "test").expect("connect");
-            assert_eq!(c.version(), 1);
+            assert_eq!(c.version(), MAX_VERSION);
             assert_eq!(c.server(), "test-server 1");
             match c.call(&Request::ShowStatistics).expect("stats") {
                 Response::Statistics { statistics } => {
@@ -602,8 +647,111 @@ mod tests {
     fn version_choice() {
         assert_eq!(choose_version(1, 1), Some(1));
         assert_eq!(choose_version(1, 5), Some(MAX_VERSION));
-        assert_eq!(choose_version(2, 5), None);
+        assert_eq!(choose_version(2, 5), Some(2));
+        assert_eq!(choose_version(3, 5), None);
         assert_eq!(choose_version(0, 0), None);
         assert_eq!(choose_version(3, 1), None);
+    }
+
+    /// Version 2's match-negotiation: a v2 client gets the answer, a v1 client (an older
+    /// ikd) negotiates down and neither sends nor receives a v2 message.
+    #[test]
+    fn version_2_messages_only_on_version_2_connections() {
+        use crate::message::{NegotiationQuery, NegotiationVerdict};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("s.sock");
+        let mut listener = Listener::bind(&path).expect("bind");
+        // SAFETY: geteuid has no preconditions.
+        listener.allow_uids(vec![unsafe { libc::geteuid() }]);
+        let query = Request::MatchNegotiation(NegotiationQuery {
+            local: "192.0.2.1".parse().expect("ip"),
+            peer: "192.0.2.3".parse().expect("ip"),
+            local_subnet: "192.0.2.1/32".into(),
+            remote_subnet: "192.0.2.3/32".into(),
+            protocol: 6,
+            local_port: 23,
+            remote_port: 0,
+            peer_identity: None,
+        });
+        let answer = Response::NegotiationMatch {
+            verdict: NegotiationVerdict::Blocked {
+                rule: "block telnet".into(),
+                reason: "blocked by rule \"block telnet\"".into(),
+            },
+        };
+        let serve = |listener: &Listener| -> Result<(), Error> {
+            for _ in 0..200 {
+                if let Some(mut c) = listener.accept("test-server 2")? {
+                    return c.serve(4, |r| match r {
+                        Request::MatchNegotiation(_) => answer.clone(),
+                        _ => Response::Done,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(Error::Closed)
+        };
+        std::thread::scope(|s| {
+            let server = s.spawn(|| serve(&listener));
+            let mut c = Client::connect(&path, "v2").expect("connect");
+            assert_eq!(c.version(), 2);
+            assert_eq!(c.call(&query).expect("answer"), answer);
+            drop(c);
+            server.join().expect("join").expect("served");
+        });
+        std::thread::scope(|s| {
+            let server = s.spawn(|| serve(&listener));
+            let mut c =
+                Client::connect_with(&path, "v1", 1, Duration::from_secs(1)).expect("connect");
+            assert_eq!(c.version(), 1);
+            // Refused before sending; the v1 request on the same connection still works.
+            assert!(matches!(
+                c.call(&query),
+                Err(Error::Refused {
+                    code: ErrorCode::Unsupported,
+                    ..
+                })
+            ));
+            assert_eq!(
+                c.call(&Request::DynamicFilterGone {
+                    local: "192.0.2.1".parse().expect("ip"),
+                    peer: "192.0.2.3".parse().expect("ip"),
+                })
+                .expect("v1 request"),
+                Response::Done
+            );
+            drop(c);
+            server.join().expect("join").expect("served");
+        });
+        // A v1 peer that sends the v2 request anyway gets an error, not the v2 answer.
+        std::thread::scope(|s| {
+            let server = s.spawn(|| serve(&listener));
+            let mut raw = UnixStream::connect(&path).expect("connect");
+            send(
+                &mut raw,
+                &Request::Hello {
+                    min_version: 1,
+                    max_version: 1,
+                    client: "old".into(),
+                },
+            )
+            .expect("hello");
+            let body = read_frame(&mut raw).expect("read").expect("welcome");
+            assert!(matches!(
+                decode_body::<Response>(&body).expect("welcome"),
+                Response::Welcome { version: 1, .. }
+            ));
+            send(&mut raw, &query).expect("send");
+            let body = read_frame(&mut raw).expect("read").expect("frame");
+            match decode_body::<Response>(&body).expect("response") {
+                Response::Error { code, message } => {
+                    assert_eq!(code, ErrorCode::Unsupported);
+                    assert!(message.contains("version 2"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+            drop(raw);
+            server.join().expect("join").expect("served");
+        });
     }
 }

@@ -551,3 +551,55 @@ fn fall_back_to_clear_only_where_the_filter_action_allows_it() {
         soft.len()
     );
 }
+
+/// ikd's `match-negotiation` through the control answer: from the applied state, with the
+/// connection names of the ikd.conf the agent handed to ikd; refused before any apply.
+#[test]
+fn match_negotiation_answers_from_the_applied_state_with_the_generated_connections() {
+    use ipsec_control::{NegotiationQuery, NegotiationVerdict, Request, Response};
+    let query = |peer: &str, protocol: u8, local_port: u16| {
+        Request::MatchNegotiation(NegotiationQuery {
+            local: "192.0.2.11".parse().expect("ip"),
+            peer: peer.parse().expect("ip"),
+            local_subnet: "192.0.2.11/32".into(),
+            remote_subnet: format!("{peer}/32"),
+            protocol,
+            local_port,
+            remote_port: 0,
+            peer_identity: None,
+        })
+    };
+    let mut fx = Fake::new(view(Some(LAB_ANDY), None));
+    let mut a = agent();
+    // Nothing applied yet: an error, so ikd matches locally.
+    assert!(matches!(
+        crate::control::answer(&mut a, &mut fx, &query("192.0.2.12", 6, 23)),
+        Response::Error { .. }
+    ));
+    a.start(&mut fx);
+    let conf = fx.ikd_configs.last().cloned().expect("ikd configured");
+    assert!(conf.contains("policy-lookup = true"), "{conf}");
+    // Betty's telnet: the connection ikd.conf has for it.
+    match crate::control::answer(&mut a, &mut fx, &query("192.0.2.12", 6, 23)) {
+        Response::NegotiationMatch {
+            verdict: NegotiationVerdict::Connection { connection, .. },
+        } => assert!(
+            conf.contains(&format!("name = \"{connection}\"")),
+            "{connection}\n{conf}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Anyone else's telnet is blocked; their ICMP matches nothing (default response off).
+    assert!(matches!(
+        crate::control::answer(&mut a, &mut fx, &query("192.0.2.13", 6, 23)),
+        Response::NegotiationMatch {
+            verdict: NegotiationVerdict::Blocked { .. }
+        }
+    ));
+    assert!(matches!(
+        crate::control::answer(&mut a, &mut fx, &query("192.0.2.13", 1, 0)),
+        Response::NegotiationMatch {
+            verdict: NegotiationVerdict::NoMatch { .. }
+        }
+    ));
+}

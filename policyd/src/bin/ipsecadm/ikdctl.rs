@@ -79,6 +79,13 @@ pub(crate) fn statistics_pairs(s: &IkeStatistics) -> Vec<(&'static str, String)>
         ),
         ("IKE retransmissions", s.retransmissions.to_string()),
         ("New main modes rate-limited", s.rate_limited.to_string()),
+        (
+            "Policy lookups (connection/refused/unavailable)",
+            format!(
+                "{} ({}/{}/{})",
+                s.policy_lookups, s.policy_connections, s.policy_refusals, s.policy_unavailable
+            ),
+        ),
         ("ikd uptime (s)", s.uptime_seconds.to_string()),
     ]
 }

@@ -135,6 +135,8 @@ pub(crate) struct Connection {
     pub(crate) reqid: u32,
     /// When to negotiate.
     pub(crate) start: StartMode,
+    /// Request crypto offload to the device the peer is reached through (`kernel.rs`).
+    pub(crate) offload: bool,
 }
 
 // ------------------------------------------------------------------ file shape (serde)
@@ -341,6 +343,8 @@ struct ConnectionFile {
     pfs: Option<Group>,
     #[serde(default)]
     reqid: Option<u32>,
+    #[serde(default)]
+    offload: bool,
     methods: Vec<QuickModeMethodFile>,
 }
 
@@ -737,6 +741,7 @@ impl Validator<'_> {
                 protocol,
                 reqid,
                 start,
+                offload: c.offload,
             });
         }
 
@@ -1012,6 +1017,28 @@ methods = [ { ah = "sha1" } ]
         assert_eq!(ah.protocol, IpsecProtocol::Ah);
         assert_eq!(ah.remote, None);
         assert_eq!(ah.selector, None);
+    }
+
+    #[test]
+    fn offload_is_per_connection_and_off_by_default() {
+        let c = p(&external(GOOD)).expect("valid");
+        assert!(c.connections.iter().all(|c| !c.offload));
+        let on = external(GOOD).replacen(
+            "peer = \"h2\"\npfs",
+            "peer = \"h2\"\noffload = true\npfs",
+            1,
+        );
+        let c = p(&on).expect("valid");
+        assert_eq!(
+            c.connections.iter().map(|c| c.offload).collect::<Vec<_>>(),
+            [true, false, false]
+        );
+        let e = err(&external(GOOD).replacen(
+            "peer = \"h2\"\npfs",
+            "peer = \"h2\"\noffload = \"yes\"\npfs",
+            1,
+        ));
+        assert!(e.contains("offload"), "{e}");
     }
 
     #[test]

@@ -395,6 +395,7 @@ mod tests {
             protocol: IpsecProtocol::Esp,
             reqid: 0x3802,
             start: StartMode::Acquire,
+            offload: false,
         }
     }
 

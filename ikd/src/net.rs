@@ -9,7 +9,8 @@
 //! `IPV6_RECVPKTINFO`) and sent from a chosen source address, so wildcard sockets work.
 //!
 //! What this module does not do: parse IKE, add or strip the non-ESP marker (the caller
-//! does), or decide anything. It is the only module with `unsafe` (libc calls), each with a
+//! does), or decide anything. With `route.rs` (the egress-device lookup for offload) it is
+//! the only module with `unsafe` (libc calls), each with a
 //! SAFETY comment.
 #![allow(unsafe_code)]
 

@@ -34,16 +34,37 @@ pub(crate) fn statistics(ctx: &Ctx) -> Result<IkeStatistics> {
     }
 }
 
-/// The connection ikd negotiated each SPI for (8 hex digits → connection), empty when ikd
-/// does not answer: `show qmsas` lists the kernel's SAs either way.
-pub(crate) fn connections_by_spi(ctx: &Ctx) -> std::collections::BTreeMap<String, String> {
+/// What ikd says about one SA of a pair it negotiated.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IkdSa {
+    /// The connection.
+    pub(crate) connection: String,
+    /// Its offload record (ikd versions before offload: `None`).
+    pub(crate) offload: Option<String>,
+}
+
+/// What ikd negotiated each SPI for (8 hex digits → connection and offload), empty when
+/// ikd does not answer: `show qmsas` lists the kernel's SAs either way.
+pub(crate) fn sas_by_spi(ctx: &Ctx) -> std::collections::BTreeMap<String, IkdSa> {
     match call(ctx, &Request::ShowQuickModeSas) {
         Ok(Response::QuickModeSas { sas }) => sas
             .into_iter()
             .flat_map(|s| {
                 [
-                    (s.inbound_spi, s.connection.clone()),
-                    (s.outbound_spi, s.connection),
+                    (
+                        s.inbound_spi,
+                        IkdSa {
+                            connection: s.connection.clone(),
+                            offload: s.inbound_offload,
+                        },
+                    ),
+                    (
+                        s.outbound_spi,
+                        IkdSa {
+                            connection: s.connection,
+                            offload: s.outbound_offload,
+                        },
+                    ),
                 ]
             })
             .collect(),
@@ -53,7 +74,7 @@ pub(crate) fn connections_by_spi(ctx: &Ctx) -> std::collections::BTreeMap<String
 
 /// The IKE lines of `show stats`.
 pub(crate) fn statistics_pairs(s: &IkeStatistics) -> Vec<(&'static str, String)> {
-    vec![
+    let mut v = vec![
         (
             "IKE main-mode SAs (established)",
             format!("{} ({})", s.isakmp_sas, s.established_isakmp_sas),
@@ -80,7 +101,19 @@ pub(crate) fn statistics_pairs(s: &IkeStatistics) -> Vec<(&'static str, String)>
         ("IKE retransmissions", s.retransmissions.to_string()),
         ("New main modes rate-limited", s.rate_limited.to_string()),
         ("ikd uptime (s)", s.uptime_seconds.to_string()),
-    ]
+    ];
+    // ikd versions before offload do not send these.
+    if let (Some(o), Some(r), Some(n), Some(b)) = (
+        s.offloaded_sas,
+        s.offload_refused_sas,
+        s.offload_not_retried_sas,
+        s.offloaded_bytes,
+    ) {
+        v.push(("Offloaded SAs", o.to_string()));
+        v.push(("Offload refused SAs (not retried)", format!("{r} ({n})")));
+        v.push(("Bytes through offloaded SAs", b.to_string()));
+    }
+    v
 }
 
 /// `dynamic show mmsas`.

@@ -270,6 +270,11 @@ enum Encryption {
     Aes192,
     #[serde(rename = "aes256")]
     Aes256,
+    /// ESP only (RFC 4106, 16-octet ICV): the cipher netdevsim can offload.
+    #[serde(rename = "aes128gcm16")]
+    Aes128Gcm16,
+    #[serde(rename = "aes256gcm16")]
+    Aes256Gcm16,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -527,6 +532,9 @@ impl Validator<'_> {
             let encryption = match m.encryption {
                 Encryption::Null => {
                     return self.err(format!("{key}.encryption"), "null is for ESP only");
+                }
+                Encryption::Aes128Gcm16 | Encryption::Aes256Gcm16 => {
+                    return self.err(format!("{key}.encryption"), "AES-GCM is for ESP only");
                 }
                 Encryption::Des => CipherAlgorithm::DesCbc,
                 Encryption::TripleDes => CipherAlgorithm::TripleDesCbc,
@@ -786,7 +794,15 @@ impl Validator<'_> {
                     Encryption::Aes128 => EspCipher::Aes128,
                     Encryption::Aes192 => EspCipher::Aes192,
                     Encryption::Aes256 => EspCipher::Aes256,
+                    Encryption::Aes128Gcm16 => EspCipher::AesGcm128,
+                    Encryption::Aes256Gcm16 => EspCipher::AesGcm256,
                 };
+                if encryption.is_aead() && esp.integrity.is_some() {
+                    return self.err(
+                        format!("{key}.esp"),
+                        "AES-GCM is an AEAD: no integrity algorithm",
+                    );
+                }
                 if encryption == EspCipher::Null && esp.integrity.is_none() {
                     return self.err(
                         format!("{key}.esp"),
@@ -1039,6 +1055,33 @@ methods = [ { ah = "sha1" } ]
             1,
         ));
         assert!(e.contains("offload"), "{e}");
+    }
+
+    #[test]
+    fn aes_gcm_is_an_esp_cipher_without_integrity() {
+        let gcm = external(GOOD).replacen(
+            "{ esp = { encryption = \"aes256\", integrity = \"sha256\" } }",
+            "{ esp = { encryption = \"aes256gcm16\" } }",
+            1,
+        );
+        let c = p(&gcm).expect("valid");
+        let t = &c.endpoint.children[1].proposals[0].transforms[0];
+        assert_eq!(
+            (t.encryption, t.integrity),
+            (Some(EspCipher::AesGcm256), None)
+        );
+        let e = err(&external(GOOD).replacen(
+            "{ esp = { encryption = \"aes256\", integrity = \"sha256\" } }",
+            "{ esp = { encryption = \"aes128gcm16\", integrity = \"sha256\" } }",
+            1,
+        ));
+        assert!(e.contains("AEAD"), "{e}");
+        let e = err(&external(GOOD).replacen(
+            "encryption = \"aes256\", integrity = \"sha256\", dh-group",
+            "encryption = \"aes128gcm16\", integrity = \"sha256\", dh-group",
+            1,
+        ));
+        assert!(e.contains("ESP only"), "{e}");
     }
 
     #[test]

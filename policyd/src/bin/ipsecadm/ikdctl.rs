@@ -168,3 +168,25 @@ pub(crate) fn show_mmsas(ctx: &Ctx) -> Result<()> {
     println!("{} main-mode SA(s)", sas.len());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offload_lines_appear_only_when_ikd_sends_them() {
+        let old = statistics_pairs(&IkeStatistics::default());
+        assert!(!old.iter().any(|(k, _)| k.contains("ffload")), "{old:?}");
+        let new = statistics_pairs(&IkeStatistics {
+            offloaded_sas: Some(2),
+            offload_refused_sas: Some(1),
+            offload_not_retried_sas: Some(3),
+            offloaded_bytes: Some(320),
+            ..IkeStatistics::default()
+        });
+        let get = |k: &str| new.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("Offloaded SAs"), Some("2"));
+        assert_eq!(get("Offload refused SAs (not retried)"), Some("1 (3)"));
+        assert_eq!(get("Bytes through offloaded SAs"), Some("320"));
+    }
+}

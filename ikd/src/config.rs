@@ -135,6 +135,8 @@ pub(crate) struct Connection {
     pub(crate) reqid: u32,
     /// When to negotiate.
     pub(crate) start: StartMode,
+    /// Request crypto offload to the device the peer is reached through (`kernel.rs`).
+    pub(crate) offload: bool,
 }
 
 // ------------------------------------------------------------------ file shape (serde)
@@ -276,6 +278,11 @@ enum Encryption {
     Aes192,
     #[serde(rename = "aes256")]
     Aes256,
+    /// ESP only (RFC 4106, 16-octet ICV): the cipher netdevsim can offload.
+    #[serde(rename = "aes128gcm16")]
+    Aes128Gcm16,
+    #[serde(rename = "aes256gcm16")]
+    Aes256Gcm16,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -349,6 +356,8 @@ struct ConnectionFile {
     pfs: Option<Group>,
     #[serde(default)]
     reqid: Option<u32>,
+    #[serde(default)]
+    offload: bool,
     methods: Vec<QuickModeMethodFile>,
 }
 
@@ -532,6 +541,9 @@ impl Validator<'_> {
             let encryption = match m.encryption {
                 Encryption::Null => {
                     return self.err(format!("{key}.encryption"), "null is for ESP only");
+                }
+                Encryption::Aes128Gcm16 | Encryption::Aes256Gcm16 => {
+                    return self.err(format!("{key}.encryption"), "AES-GCM is for ESP only");
                 }
                 Encryption::Des => CipherAlgorithm::DesCbc,
                 Encryption::TripleDes => CipherAlgorithm::TripleDesCbc,
@@ -746,6 +758,7 @@ impl Validator<'_> {
                 protocol,
                 reqid,
                 start,
+                offload: c.offload,
             });
         }
 
@@ -790,7 +803,15 @@ impl Validator<'_> {
                     Encryption::Aes128 => EspCipher::Aes128,
                     Encryption::Aes192 => EspCipher::Aes192,
                     Encryption::Aes256 => EspCipher::Aes256,
+                    Encryption::Aes128Gcm16 => EspCipher::AesGcm128,
+                    Encryption::Aes256Gcm16 => EspCipher::AesGcm256,
                 };
+                if encryption.is_aead() && esp.integrity.is_some() {
+                    return self.err(
+                        format!("{key}.esp"),
+                        "AES-GCM is an AEAD: no integrity algorithm",
+                    );
+                }
                 if encryption == EspCipher::Null && esp.integrity.is_none() {
                     return self.err(
                         format!("{key}.esp"),
@@ -1021,6 +1042,55 @@ methods = [ { ah = "sha1" } ]
         assert_eq!(ah.protocol, IpsecProtocol::Ah);
         assert_eq!(ah.remote, None);
         assert_eq!(ah.selector, None);
+    }
+
+    #[test]
+    fn offload_is_per_connection_and_off_by_default() {
+        let c = p(&external(GOOD)).expect("valid");
+        assert!(c.connections.iter().all(|c| !c.offload));
+        let on = external(GOOD).replacen(
+            "peer = \"h2\"\npfs",
+            "peer = \"h2\"\noffload = true\npfs",
+            1,
+        );
+        let c = p(&on).expect("valid");
+        assert_eq!(
+            c.connections.iter().map(|c| c.offload).collect::<Vec<_>>(),
+            [true, false, false]
+        );
+        let e = err(&external(GOOD).replacen(
+            "peer = \"h2\"\npfs",
+            "peer = \"h2\"\noffload = \"yes\"\npfs",
+            1,
+        ));
+        assert!(e.contains("offload"), "{e}");
+    }
+
+    #[test]
+    fn aes_gcm_is_an_esp_cipher_without_integrity() {
+        let gcm = external(GOOD).replacen(
+            "{ esp = { encryption = \"aes256\", integrity = \"sha256\" } }",
+            "{ esp = { encryption = \"aes256gcm16\" } }",
+            1,
+        );
+        let c = p(&gcm).expect("valid");
+        let t = &c.endpoint.children[1].proposals[0].transforms[0];
+        assert_eq!(
+            (t.encryption, t.integrity),
+            (Some(EspCipher::AesGcm256), None)
+        );
+        let e = err(&external(GOOD).replacen(
+            "{ esp = { encryption = \"aes256\", integrity = \"sha256\" } }",
+            "{ esp = { encryption = \"aes128gcm16\", integrity = \"sha256\" } }",
+            1,
+        ));
+        assert!(e.contains("AEAD"), "{e}");
+        let e = err(&external(GOOD).replacen(
+            "encryption = \"aes256\", integrity = \"sha256\", dh-group",
+            "encryption = \"aes128gcm16\", integrity = \"sha256\", dh-group",
+            1,
+        ));
+        assert!(e.contains("ESP only"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,8 @@ use ipsec_control::{
 };
 use tracing::{debug, info, warn};
 
+use crate::offload::View;
+
 /// Requests served per connection before it is closed.
 pub(crate) const MAX_REQUESTS: usize = 16;
 
@@ -45,7 +47,7 @@ impl Control {
     }
 
     /// Serves every pending connection.
-    pub(crate) fn serve(&self, endpoint: &Endpoint, rate_limited: u64) {
+    pub(crate) fn serve(&self, endpoint: &Endpoint, rate_limited: u64, offload: &View) {
         for _ in 0..8 {
             let server = concat!("ikd ", env!("CARGO_PKG_VERSION"));
             let mut conn = match self.listener.accept(server) {
@@ -57,7 +59,14 @@ impl Control {
                 }
             };
             let r = conn.serve(MAX_REQUESTS, |req| {
-                answer(req, endpoint, rate_limited, self.started, Instant::now())
+                answer(
+                    req,
+                    endpoint,
+                    rate_limited,
+                    offload,
+                    self.started,
+                    Instant::now(),
+                )
             });
             if let Err(e) = r {
                 debug!(error = %e, "control connection ended with an error");
@@ -75,6 +84,7 @@ pub(crate) fn answer(
     req: &Request,
     endpoint: &Endpoint,
     rate_limited: u64,
+    offload: &View,
     started: Instant,
     now: Instant,
 ) -> Response {
@@ -112,18 +122,33 @@ pub(crate) fn answer(
             sas: endpoint
                 .children()
                 .into_iter()
-                .map(|c| QuickModeSa {
-                    connection: c.child.0.clone(),
-                    local: c.local,
-                    peer: c.peer,
-                    protocol: match c.protocol {
-                        IpsecProtocol::Esp => "esp",
-                        IpsecProtocol::Ah => "ah",
+                .map(|c| {
+                    let protocol = crate::convert::protocol(c.protocol);
+                    let described = |destination, spi| {
+                        offload
+                            .by_sa
+                            .get(&pfkey::SaId {
+                                destination,
+                                spi,
+                                protocol,
+                            })
+                            .cloned()
+                    };
+                    QuickModeSa {
+                        connection: c.child.0.clone(),
+                        local: c.local,
+                        peer: c.peer,
+                        protocol: match c.protocol {
+                            IpsecProtocol::Esp => "esp",
+                            IpsecProtocol::Ah => "ah",
+                        }
+                        .into(),
+                        inbound_spi: format!("{:08x}", c.inbound_spi),
+                        outbound_spi: format!("{:08x}", c.outbound_spi),
+                        rekeyed: c.rekeyed,
+                        inbound_offload: described(c.local, c.inbound_spi),
+                        outbound_offload: described(c.peer, c.outbound_spi),
                     }
-                    .into(),
-                    inbound_spi: format!("{:08x}", c.inbound_spi),
-                    outbound_spi: format!("{:08x}", c.outbound_spi),
-                    rekeyed: c.rekeyed,
                 })
                 .collect(),
         },
@@ -152,6 +177,10 @@ pub(crate) fn answer(
                     policy_refusals: s.policy_refusals,
                     policy_unavailable: s.policy_unavailable,
                     uptime_seconds: now.saturating_duration_since(started).as_secs(),
+                    offloaded_sas: Some(offload.counters.offloaded_sas),
+                    offload_refused_sas: Some(offload.counters.refused_sas),
+                    offload_not_retried_sas: Some(offload.counters.not_retried_sas),
+                    offloaded_bytes: Some(offload.counters.offloaded_bytes),
                 },
             }
         }

@@ -48,6 +48,10 @@ fn cipher(c: EspCipher) -> EncryptionAlgorithm {
         EspCipher::Des => EncryptionAlgorithm::DesCbc,
         EspCipher::TripleDes => EncryptionAlgorithm::TripleDesCbc,
         EspCipher::Aes128 | EspCipher::Aes192 | EspCipher::Aes256 => EncryptionAlgorithm::AesCbc,
+        // rfc4106(gcm(aes)); the key carries the 4-octet salt.
+        EspCipher::AesGcm128 | EspCipher::AesGcm256 => {
+            EncryptionAlgorithm::AesGcm { icv_bits: 128 }
+        }
         // The enum is non-exhaustive; a future cipher is refused by the caller's check.
         #[allow(unreachable_patterns)]
         _ => EncryptionAlgorithm::Null,
@@ -325,6 +329,10 @@ mod tests {
         assert_eq!(cipher(EspCipher::Des), EncryptionAlgorithm::DesCbc);
         assert_eq!(cipher(EspCipher::Null), EncryptionAlgorithm::Null);
         assert_eq!(
+            cipher(EspCipher::AesGcm128),
+            EncryptionAlgorithm::AesGcm { icv_bits: 128 }
+        );
+        assert_eq!(
             integrity(IntegrityAlgorithm::HmacSha1),
             pfkey::IntegrityAlgorithm::HmacSha1_96
         );
@@ -395,6 +403,7 @@ mod tests {
             protocol: IpsecProtocol::Esp,
             reqid: 0x3802,
             start: StartMode::Acquire,
+            offload: false,
         }
     }
 

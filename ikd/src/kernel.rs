@@ -162,28 +162,39 @@ impl Kernel {
     }
 
     /// Installs both SAs of a pair with `reqid`: inbound first (completing the larval SA
-    /// of its SPI), then outbound.
-    pub(crate) fn install_pair(&mut self, pair: &SaPair, reqid: u32) -> Result<(), pfkey::Error> {
-        let inbound = convert::child_sa(&pair.inbound, reqid);
-        match self.k.update_sa(&inbound) {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {
-                self.k.add_sa(&inbound)?;
-            }
+    /// of its SPI), then outbound, each with its offload request (`offload`: inbound,
+    /// outbound). Returns the offload outcome of each; a refused offload is not an error
+    /// (the SA is then in software).
+    pub(crate) fn install_pair(
+        &mut self,
+        pair: &SaPair,
+        reqid: u32,
+        offload: [Option<pfkey::OffloadRequest>; 2],
+    ) -> Result<[pfkey::OffloadOutcome; 2], pfkey::Error> {
+        let [in_offload, out_offload] = offload;
+        let mut inbound = convert::child_sa(&pair.inbound, reqid);
+        inbound.offload = in_offload;
+        let in_outcome = match self.k.update_sa(&inbound) {
+            Ok(o) => o,
+            Err(e) if e.is_not_found() => self.k.add_sa(&inbound)?,
             Err(e) => return Err(e),
-        }
+        };
         self.sas.insert(inbound.id);
         self.larval.remove(&inbound.id);
-        let outbound = convert::child_sa(&pair.outbound, reqid);
-        match self.k.add_sa(&outbound) {
-            Ok(_) => {}
-            Err(e) if e.is_exists() => {
-                self.k.update_sa(&outbound)?;
-            }
+        let mut outbound = convert::child_sa(&pair.outbound, reqid);
+        outbound.offload = out_offload;
+        let out_outcome = match self.k.add_sa(&outbound) {
+            Ok(o) => o,
+            Err(e) if e.is_exists() => self.k.update_sa(&outbound)?,
             Err(e) => return Err(e),
-        }
+        };
         self.sas.insert(outbound.id);
-        Ok(())
+        Ok([in_outcome, out_outcome])
+    }
+
+    /// The kernel's byte counter of an installed SA (`None` when it cannot be read).
+    pub(crate) fn sa_bytes(&mut self, id: &SaId) -> Option<u64> {
+        self.k.get_sa(id).ok().map(|sa| sa.current.bytes)
     }
 
     /// Deletes an SA (gone already is fine).

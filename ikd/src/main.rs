@@ -39,6 +39,8 @@ mod fallback;
 mod kernel;
 mod lookup;
 mod net;
+mod offload;
+mod route;
 
 use bench::{Bench, BenchArgs};
 use config::{Config, KernelBackend, PolicyMode, StartMode};
@@ -194,6 +196,8 @@ struct Daemon {
     fallback: Option<fallback::FallBack>,
     dynamic: Option<dynamic::Dynamic>,
     lookups: lookup::Lookups,
+    /// Offload requests and outcomes per SA (`offload.rs`).
+    offload: offload::Offload,
 }
 
 fn run(
@@ -271,6 +275,7 @@ fn run(
         dynamic: policyd_path.clone().map(dynamic::Dynamic::new),
         lookups: lookup::Lookups::new(policyd_path)
             .map_err(|e| format!("policy lookup wake-up socket: {e}"))?,
+        offload: offload::Offload::default(),
     };
     let now = Instant::now();
     if let Some(args) = &bench {
@@ -400,9 +405,12 @@ impl Daemon {
             if ready.get(self.sockets.len()) == Some(&true) {
                 self.kernel_events(now);
             }
-            if let (Some(i), Some(c)) = (control_at, &self.control) {
+            if let Some(i) = control_at {
                 if ready.get(i) == Some(&true) {
-                    c.serve(&self.endpoint, self.rate_limited);
+                    let view = self.offload_view();
+                    if let Some(c) = &self.control {
+                        c.serve(&self.endpoint, self.rate_limited, &view);
+                    }
                 }
             }
             // policyd's verdicts (and lookups out of budget), whatever woke us.
@@ -523,6 +531,7 @@ impl Daemon {
             if let pfkey::KernelEvent::Expire(x) = &ev {
                 if x.hard {
                     self.kernel.forget_sa(&x.id);
+                    self.offload.removed(&x.id, None);
                 }
             }
             let owns = |r: u32| self.kernel.owns_reqid(r);
@@ -648,13 +657,46 @@ impl Daemon {
                         .map(|(a, _)| format!("{a:?}"))
                         .unwrap_or_default(),
                 );
-                let installed = self.kernel.install_pair(&pair, reqid);
+                let wanted = self
+                    .config
+                    .connections
+                    .iter()
+                    .any(|c| c.name == pair.child.0 && c.offload);
+                // The device the peer is reached through (route.rs says why not the device
+                // holding our address); looked up for every pair, so a rekey follows a
+                // route change.
+                let egress = if wanted {
+                    route::egress(o.destination, Some(i.destination))
+                } else {
+                    Err(route::RouteError::NoDevice)
+                };
+                let name = pair.child.0.as_str();
+                let plans = [
+                    self.offload.plan(name, wanted, &egress, true),
+                    self.offload.plan(name, wanted, &egress, false),
+                ];
+                let requests = [plans[0].request.clone(), plans[1].request.clone()];
+                let installed = self.kernel.install_pair(&pair, reqid, requests);
                 self.bench_finished(now, Some(&pair.child), installed.is_ok());
-                if let (Ok(()), Some(d)) = (&installed, &mut self.dynamic) {
+                if let (Ok(_), Some(d)) = (&installed, &mut self.dynamic) {
                     d.installed(&pair, reqid);
                 }
+                let installed = installed.map(|outcomes| {
+                    let [pi, po] = plans;
+                    let [oi, oo] = outcomes;
+                    let proto = convert::protocol(i.protocol);
+                    let ids = [(i, pi, oi), (o, po, oo)].map(|(sa, plan, outcome)| {
+                        let id = pfkey::SaId {
+                            destination: sa.destination,
+                            spi: sa.spi,
+                            protocol: proto,
+                        };
+                        self.offload.record(name, id, plan, &outcome)
+                    });
+                    ids.map(|r| r.describe())
+                });
                 match installed {
-                    Ok(()) => info!(
+                    Ok([offload_in, offload_out]) => info!(
                         child = %pair.child,
                         peer = %o.destination,
                         inbound_spi = %format_args!("{:08x}", i.spi),
@@ -663,6 +705,8 @@ impl Daemon {
                         lifetime_s = i.lifetime.hard_seconds,
                         lifetime_kb = ?i.lifetime.hard_kilobytes,
                         reqid = %format_args!("{reqid:#x}"),
+                        offload_in = %offload_in,
+                        offload_out = %offload_out,
                         "SA pair installed"
                     ),
                     Err(e) => error!(
@@ -684,6 +728,12 @@ impl Daemon {
                     spi,
                     protocol: convert::protocol(protocol),
                 };
+                let bytes = if self.offload.is_offloaded(&id) {
+                    self.kernel.sa_bytes(&id)
+                } else {
+                    None
+                };
+                self.offload.removed(&id, bytes);
                 match self.kernel.delete_sa(&id) {
                     Ok(()) => {
                         info!(spi = %format_args!("{spi:08x}"), %source, %destination, "SA deleted")
@@ -711,6 +761,35 @@ impl Daemon {
                 }
             }
             other => debug!(action = ?other, "unhandled engine action"),
+        }
+    }
+
+    /// The offload counters and per-SA records for the control socket: the byte counters
+    /// of the offloaded SAs are read from the kernel now.
+    fn offload_view(&mut self) -> offload::View {
+        let mut live = 0u64;
+        for id in self.offload.offloaded() {
+            live = live.saturating_add(self.kernel.sa_bytes(&id).unwrap_or(0));
+        }
+        let by_sa = self
+            .endpoint
+            .children()
+            .into_iter()
+            .flat_map(|c| {
+                let proto = convert::protocol(c.protocol);
+                [(c.local, c.inbound_spi), (c.peer, c.outbound_spi)].map(|(destination, spi)| {
+                    pfkey::SaId {
+                        destination,
+                        spi,
+                        protocol: proto,
+                    }
+                })
+            })
+            .filter_map(|id| self.offload.get(&id).map(|r| (id, r.describe())))
+            .collect();
+        offload::View {
+            counters: self.offload.counters(live),
+            by_sa,
         }
     }
 

@@ -15,7 +15,8 @@
 //! in CI (`tests/freebsd-check`) but have not run on a FreeBSD kernel.
 //!
 //! What this module does not do: parse IKE, add or strip the non-ESP marker (the caller
-//! does), or decide anything. It is the only module with `unsafe` (libc calls), each with a
+//! does), or decide anything. With `route.rs` (the egress-device lookup for offload) it is
+//! the only module with `unsafe` (libc calls), each with a
 //! SAFETY comment.
 #![allow(unsafe_code)]
 

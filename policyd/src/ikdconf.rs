@@ -17,7 +17,8 @@
 //! - one `[[connections]]` per such filter, with the filter's reqid (the agent compiles one
 //!   per filter of a negotiating rule, `ipsec_agent::ReqidKey`, so each connection has its
 //!   own and ikd's SAs meet the templates policyd installed for that filter), protocol,
-//!   ports, mode, quick-mode PFS and methods.
+//!   ports, mode, quick-mode PFS and methods, and `offload = true` when the rule's filter
+//!   action asks for offload.
 //!
 //! Kerberos and certificate rules are left out (ikd has no such authentication yet) and so
 //! are filters whose far side is not one address (subnets, any, keywords): ikd answers them
@@ -95,7 +96,13 @@ struct Connection {
     reqid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pfs: Option<DhGroup>,
+    #[serde(skip_serializing_if = "is_false")]
+    offload: bool,
     methods: Vec<QmMethod>,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 #[derive(Serialize)]
@@ -356,6 +363,7 @@ pub(crate) fn generate_indexed(
                             .first()
                             .map_or(DhGroup::Group2, |m| m.dh_group)
                     }),
+                    offload: n.offload,
                     methods: n.methods.iter().map(qm_method).collect(),
                 });
             }
@@ -435,6 +443,8 @@ fn default_response(applied: &[Applied<'_>], desired: &DesiredState) -> Option<(
                     .first()
                     .map_or(DhGroup::Group2, |m| m.dh_group)
             }),
+            // The default response rule has no offload setting (its filter action is implicit).
+            offload: false,
             // ikd wants one protocol per connection: the methods of the first one's kind
             // (Windows' default list starts with ESP and ends with AH).
             methods: d
@@ -617,6 +627,35 @@ mod tests {
                 }))
             );
         }
+    }
+
+    #[test]
+    fn offload_of_the_filter_action_reaches_each_connection_and_only_then() {
+        let mut set = default_store();
+        let policy = set.policy_by_name(LAB_ANDY).expect("lab policy").clone();
+        let (_, text, v) = generate_on_andys_eth0(&set, &policy);
+        assert!(!text.contains("offload"), "{text}");
+        assert!(!v["connections"].as_array().expect("connections").is_empty());
+        let rule = policy
+            .rules
+            .iter()
+            .find(|r| r.name.starts_with("Negotiate"))
+            .expect("negotiating rule");
+        let action = set
+            .filter_actions
+            .iter_mut()
+            .find(|a| a.id == rule.filter_action)
+            .expect("action");
+        match &mut action.action {
+            Action::Negotiate(n) => n.offload = true,
+            other => panic!("{other:?}"),
+        }
+        let (_, text, v) = generate_on_andys_eth0(&set, &policy);
+        let conns = v["connections"].as_array().expect("connections");
+        assert!(
+            conns.iter().all(|c| c["offload"].as_bool() == Some(true)),
+            "{text}"
+        );
     }
 
     #[test]

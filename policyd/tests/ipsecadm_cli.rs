@@ -666,3 +666,86 @@ fn psk_file_keeps_the_key_off_the_command_line() {
     let shown = ok(a.path(), &["static", "show", "policy", "name=Lab CLI"]);
     assert!(shown.contains("preshared-key, kerberos"), "{shown}");
 }
+
+#[test]
+fn offload_is_set_shown_and_exported_as_version_2() {
+    let s = tempfile::tempdir().unwrap();
+    build_lab(s.path());
+    let before = export(s.path());
+    assert!(
+        before.starts_with("format = \"ipsec-policy\"\nversion = 1\n"),
+        "{before}"
+    );
+    assert!(!before.contains("offload"), "{before}");
+    ok(
+        s.path(),
+        &[
+            "static",
+            "set",
+            "filteraction",
+            "name=Lab ESP",
+            "offload=yes",
+        ],
+    );
+    let shown = ok(
+        s.path(),
+        &["static", "show", "filteraction", "name=Lab ESP"],
+    );
+    assert!(shown.contains("negotiate +offload"), "{shown}");
+    let json = ok(
+        s.path(),
+        &["--json", "static", "show", "filteraction", "name=Lab ESP"],
+    );
+    assert!(
+        json.contains("\"offload\": true") || json.contains("\"offload\":true"),
+        "{json}"
+    );
+    let after = export(s.path());
+    assert!(
+        after.starts_with("format = \"ipsec-policy\"\nversion = 2\n"),
+        "{after}"
+    );
+    assert_eq!(after.matches("offload = true").count(), 1, "{after}");
+    // Round trip through another store.
+    let file = s.path().join("offload.toml");
+    std::fs::write(&file, &after).unwrap();
+    let b = tempfile::tempdir().unwrap();
+    ok(
+        b.path(),
+        &["static", "importpolicy", "--file", file.to_str().unwrap()],
+    );
+    assert_eq!(export(b.path()), after);
+    // Off again: the file is version 1 again, as before.
+    ok(
+        s.path(),
+        &[
+            "static",
+            "set",
+            "filteraction",
+            "--name",
+            "Lab ESP",
+            "--offload",
+            "no",
+        ],
+    );
+    let shown = ok(
+        s.path(),
+        &["static", "show", "filteraction", "name=Lab ESP"],
+    );
+    assert!(!shown.contains("+offload"), "{shown}");
+    assert!(export(s.path()).starts_with("format = \"ipsec-policy\"\nversion = 1\n"));
+    // Offload is a negotiate setting.
+    let e = fails(
+        s.path(),
+        &[
+            "static",
+            "add",
+            "filteraction",
+            "name=X",
+            "action=block",
+            "offload=yes",
+        ],
+        1,
+    );
+    assert!(e.contains("--offload"), "{e}");
+}

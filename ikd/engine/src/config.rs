@@ -419,10 +419,16 @@ pub enum EspCipher {
     Aes192,
     /// ESP_AES-CBC with a 256-bit key.
     Aes256,
+    /// ESP_AES_GCM_16 (RFC 4106: transform 20, 16-octet ICV) with a 128-bit key; an AEAD,
+    /// so the SA has no separate integrity algorithm. Its KEYMAT is the key and the
+    /// 4-octet salt (RFC 4106 §8.1).
+    AesGcm128,
+    /// ESP_AES_GCM_16 with a 256-bit key.
+    AesGcm256,
 }
 
 impl EspCipher {
-    /// Key length in octets.
+    /// Key length in octets (KEYMAT taken for it; AES-GCM: key and 4-octet salt).
     pub fn key_len(self) -> usize {
         match self {
             Self::Null => 0,
@@ -430,7 +436,14 @@ impl EspCipher {
             Self::Aes128 => 16,
             Self::TripleDes | Self::Aes192 => 24,
             Self::Aes256 => 32,
+            Self::AesGcm128 => 20,
+            Self::AesGcm256 => 36,
         }
+    }
+
+    /// Whether the cipher is an AEAD (no separate integrity algorithm).
+    pub fn is_aead(self) -> bool {
+        matches!(self, Self::AesGcm128 | Self::AesGcm256)
     }
 }
 

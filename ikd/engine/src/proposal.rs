@@ -231,6 +231,9 @@ fn esp_id(c: EspCipher) -> (u8, Option<u16>) {
         EspCipher::Aes128 => (12, Some(128)),
         EspCipher::Aes192 => (12, Some(192)),
         EspCipher::Aes256 => (12, Some(256)),
+        // RFC 4106 §8.1: ESP_AES_GCM_16, Key Length required.
+        EspCipher::AesGcm128 => (20, Some(128)),
+        EspCipher::AesGcm256 => (20, Some(256)),
     }
 }
 
@@ -243,6 +246,8 @@ fn esp_from(id: u8, bits: Option<u16>) -> Option<EspCipher> {
         (12, None | Some(128)) => Some(EspCipher::Aes128),
         (12, Some(192)) => Some(EspCipher::Aes192),
         (12, Some(256)) => Some(EspCipher::Aes256),
+        (20, Some(128)) => Some(EspCipher::AesGcm128),
+        (20, Some(256)) => Some(EspCipher::AesGcm256),
         _ => None,
     }
 }
@@ -379,7 +384,11 @@ fn parse_qm_transform(protocol: IpsecProtocol, t: &TransformPayload) -> Option<C
         }
     }
     let encryption = match protocol {
-        IpsecProtocol::Esp => Some(esp_from(t.transform_id, bits)?),
+        // An AEAD carries no Authentication Algorithm (RFC 4106 §8.1).
+        IpsecProtocol::Esp => match esp_from(t.transform_id, bits)? {
+            c if c.is_aead() && integ.is_some() => return None,
+            c => Some(c),
+        },
         IpsecProtocol::Ah => {
             if Some(t.transform_id) != integ.map(ah_id) {
                 return None;
@@ -652,6 +661,50 @@ mod tests {
         assert_eq!(suite.cipher, CipherAlgorithm::TripleDesCbc);
         assert_eq!(echo.proposals[0].transforms.len(), 1);
         assert_eq!(check_mm_choice(&echo, &ours), Some(suite));
+    }
+
+    #[test]
+    fn aes_gcm_is_transform_20_with_a_key_length_and_no_authentication() {
+        let mut ours = QuickModeProposal::esp(
+            EspCipher::Aes128,
+            IntegrityAlgorithm::HmacSha1,
+            EncapsulationMode::Transport,
+        );
+        ours.transforms = vec![QuickModeTransform {
+            encryption: Some(EspCipher::AesGcm128),
+            integrity: None,
+        }];
+        let sa = build_qm_sa(std::slice::from_ref(&ours), 0x1234);
+        let t = &sa.proposals[0].transforms[0];
+        assert_eq!(t.transform_id, 20);
+        assert!(t
+            .attributes
+            .iter()
+            .any(|a| a.ipsec_type() == IpsecAttributeType::KEY_LENGTH && a.as_u16() == Some(128)));
+        assert!(!t
+            .attributes
+            .iter()
+            .any(|a| a.ipsec_type() == IpsecAttributeType::AUTHENTICATION_ALGORITHM));
+        let choice = choose_qm(&sa, std::slice::from_ref(&ours)).expect("accepted");
+        assert_eq!(choice.suite.encryption, Some(EspCipher::AesGcm128));
+        assert_eq!(choice.suite.integrity, None);
+        assert_eq!(EspCipher::AesGcm128.key_len(), 16 + 4);
+        assert_eq!(EspCipher::AesGcm256.key_len(), 32 + 4);
+        // GCM with an Authentication Algorithm is malformed (RFC 4106 §8.1): not accepted.
+        let mut bad = sa.clone();
+        bad.proposals[0].transforms[0]
+            .attributes
+            .push(DataAttribute::basic(
+                IpsecAttributeType::AUTHENTICATION_ALGORITHM,
+                2u16,
+            ));
+        assert!(choose_qm(&bad, std::slice::from_ref(&ours)).is_none());
+        // GCM without a Key Length is not guessed.
+        let mut nokey = sa;
+        nokey.proposals[0].transforms[0]
+            .attributes
+            .retain(|a| a.ipsec_type() != IpsecAttributeType::KEY_LENGTH);
+        assert!(choose_qm(&nokey, &[ours]).is_none());
     }
 
     #[test]

@@ -340,6 +340,14 @@ pub struct QuickModeSa {
     pub outbound_spi: String,
     /// Whether a rekey already replaced it.
     pub rekeyed: bool,
+    /// Crypto offload of the inbound SA: the device holding it, `refused (ERRNO) by DEV`,
+    /// `software, not retried (...)`, `none` or `none (reason)`. Absent from ikd
+    /// versions before offload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_offload: Option<String>,
+    /// Crypto offload of the outbound SA, as `inbound_offload`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_offload: Option<String>,
 }
 
 /// ikd's IKE counters (named after `netsh ipsec dynamic show stats`' IKE section).
@@ -389,4 +397,51 @@ pub struct IkeStatistics {
     pub policy_unavailable: u64,
     /// Seconds since ikd started.
     pub uptime_seconds: u64,
+    /// SAs installed now whose crypto a network device holds (absent from ikd versions
+    /// before offload, as the three below).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offloaded_sas: Option<u64>,
+    /// SAs whose offload request the device refused (installed in software), since start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_refused_sas: Option<u64>,
+    /// SAs installed in software without asking, because the device refused an earlier SA
+    /// of the connection, since start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_not_retried_sas: Option<u64>,
+    /// Bytes through offloaded SAs (kernel lifetime counters), since start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offloaded_bytes: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offload_fields_are_optional_both_ways() {
+        // From an ikd before offload: no offload fields.
+        let old = r#"{"connection":"c","local":"192.0.2.11","peer":"192.0.2.12","protocol":"esp","inbound-spi":"00000101","outbound-spi":"00000202","rekeyed":false}"#;
+        let sa: QuickModeSa = serde_json::from_str(old).expect("old qm sa");
+        assert_eq!((&sa.inbound_offload, &sa.outbound_offload), (&None, &None));
+        let stats: IkeStatistics =
+            serde_json::from_str(r#"{"quick-mode-sas":2}"#).expect("old statistics");
+        assert_eq!((stats.quick_mode_sas, stats.offloaded_sas), (2, None));
+        // Absent values are not written, present ones round-trip.
+        assert!(!serde_json::to_string(&sa)
+            .expect("json")
+            .contains("offload"));
+        let new = IkeStatistics {
+            offloaded_sas: Some(2),
+            offload_refused_sas: Some(1),
+            offload_not_retried_sas: Some(0),
+            offloaded_bytes: Some(1234),
+            ..IkeStatistics::default()
+        };
+        let text = serde_json::to_string(&new).expect("json");
+        assert!(text.contains(r#""offloaded-bytes":1234"#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<IkeStatistics>(&text).expect("back"),
+            new
+        );
+    }
 }

@@ -396,6 +396,7 @@ fn filter_actions() -> Vec<FilterAction> {
                 inbound_pass_through: true,
                 fall_back_to_clear: true,
                 qm_pfs: false,
+                offload: false,
                 methods: request,
             }),
         ),
@@ -408,6 +409,7 @@ fn filter_actions() -> Vec<FilterAction> {
                 inbound_pass_through: true,
                 fall_back_to_clear: false,
                 qm_pfs: false,
+                offload: false,
                 methods: esp_methods(),
             }),
         ),
@@ -420,6 +422,7 @@ fn filter_actions() -> Vec<FilterAction> {
                 inbound_pass_through: false,
                 fall_back_to_clear: false,
                 qm_pfs: false,
+                offload: false,
                 methods: {
                     use {Encryption::*, Integrity::*};
                     vec![

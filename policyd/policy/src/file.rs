@@ -10,7 +10,14 @@
 //! ```
 //!
 //! The field names are those of [`crate::model`] in kebab-case. Export → import → export is
-//! byte-identical. Preshared keys are written only with [`ExportKeys::Include`]; otherwise
+//! byte-identical.
+//!
+//! Versions: 1 is the original format; 2 adds `offload = true` to a negotiating filter
+//! action (`[filter-action.action]`). [`export`] writes the lowest version that can hold the
+//! set (version 1 unless some filter action asks for offload), so a set without offload
+//! exports exactly as before and stays readable by builds that know only version 1.
+//! [`parse`] reads both; `offload` in a version-1 file is refused (it cannot have been
+//! written by an exporter). Preshared keys are written only with [`ExportKeys::Include`]; otherwise
 //! each is written as `key = { redacted = true }`, and [`import`] takes such a key from the
 //! store (same rule or default response rule, same position among its preshared keys) or
 //! refuses the file.
@@ -27,8 +34,25 @@ use crate::validate::{validate, ObjectRef, ValidationErrors};
 
 /// The `format` value of a policy file.
 pub const FORMAT: &str = "ipsec-policy";
-/// The file format version this crate writes and reads.
-pub const VERSION: i64 = 1;
+/// The highest file format version this crate writes and reads (module docs).
+pub const VERSION: i64 = 2;
+/// The original version, written when no filter action asks for offload.
+pub const VERSION_1: i64 = 1;
+
+/// The lowest version that can hold `set`.
+fn version_for(set: &PolicySet) -> i64 {
+    if uses_offload(set) {
+        VERSION
+    } else {
+        VERSION_1
+    }
+}
+
+fn uses_offload(set: &PolicySet) -> bool {
+    set.filter_actions
+        .iter()
+        .any(|a| matches!(&a.action, Action::Negotiate(n) if n.offload))
+}
 
 /// Whether an export carries the preshared keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +74,11 @@ pub enum FileError {
     #[error("not a policy file: format = {0:?}, expected \"ipsec-policy\"")]
     NotAPolicyFile(Option<String>),
     /// A version this crate does not read.
-    #[error("policy file version {0:?} is not supported (this version reads version 1)")]
+    #[error("policy file version {0:?} is not supported (this version reads versions 1 and 2)")]
     UnsupportedVersion(Option<i64>),
+    /// A version-1 file uses a setting of a later version (`offload`).
+    #[error("policy file version 1 cannot hold {0}; write version = 2")]
+    NewerSetting(&'static str),
     /// A redacted key with no key in the store to stand for it.
     #[error("{0}: the file's preshared key is redacted and the store has no key for it; export with keys or set the key after import")]
     RedactedKeyNotInStore(ObjectRef),
@@ -106,7 +133,7 @@ pub fn export(set: &PolicySet, keys: ExportKeys) -> Result<String, FileError> {
     };
     toml::to_string(&BodyOut {
         format: FORMAT,
-        version: VERSION,
+        version: version_for(set),
         policy: &set.policies,
         filter_list: &set.filter_lists,
         filter_action: &set.filter_actions,
@@ -123,17 +150,21 @@ pub fn parse(text: &str) -> Result<PolicySet, FileError> {
         Some(other) => return Err(FileError::NotAPolicyFile(Some(other.to_string()))),
         None => return Err(FileError::NotAPolicyFile(None)),
     }
-    match header.version {
-        Some(toml::Value::Integer(VERSION)) => {}
+    let version = match header.version {
+        Some(toml::Value::Integer(v)) if (VERSION_1..=VERSION).contains(&v) => v,
         Some(toml::Value::Integer(v)) => return Err(FileError::UnsupportedVersion(Some(v))),
         _ => return Err(FileError::UnsupportedVersion(None)),
-    }
+    };
     let body: Body = toml::from_str(text).map_err(|e| FileError::Syntax(e.to_string()))?;
-    Ok(PolicySet {
+    let set = PolicySet {
         policies: body.policy,
         filter_lists: body.filter_list,
         filter_actions: body.filter_action,
-    })
+    };
+    if version == VERSION_1 && uses_offload(&set) {
+        return Err(FileError::NewerSetting("a filter action's offload setting"));
+    }
+    Ok(set)
 }
 
 /// Reads a policy file and merges it into `existing`: redacted keys are taken from
@@ -279,14 +310,75 @@ mod tests {
             Err(FileError::NotAPolicyFile(Some("x".into())))
         );
         assert_eq!(
-            parse("format = \"ipsec-policy\"\nversion = 2"),
-            Err(FileError::UnsupportedVersion(Some(2)))
+            parse("format = \"ipsec-policy\"\nversion = 3"),
+            Err(FileError::UnsupportedVersion(Some(3)))
         );
         assert!(matches!(
             parse("format = \"ipsec-policy\"\nversion = 1\nbogus = 3"),
             Err(FileError::Syntax(_))
         ));
         assert!(matches!(parse("[[["), Err(FileError::Syntax(_))));
+    }
+
+    fn with_offload() -> PolicySet {
+        let mut set = default_store();
+        let a = set
+            .filter_actions
+            .iter_mut()
+            .find(|a| matches!(a.action, Action::Negotiate(_)))
+            .unwrap();
+        if let Action::Negotiate(n) = &mut a.action {
+            n.offload = true;
+        }
+        set
+    }
+
+    #[test]
+    fn offload_is_written_as_version_2_and_round_trips_byte_identically() {
+        let set = with_offload();
+        let text = export(&set, ExportKeys::Include).unwrap();
+        assert!(
+            text.starts_with("format = \"ipsec-policy\"\nversion = 2\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("offload = true").count(), 1, "{text}");
+        let back = parse(&text).unwrap();
+        assert_eq!(back, set);
+        assert_eq!(export(&back, ExportKeys::Include).unwrap(), text);
+    }
+
+    #[test]
+    fn a_set_without_offload_is_written_as_version_1_without_the_key() {
+        let text = export(&default_store(), ExportKeys::Include).unwrap();
+        assert!(!text.contains("offload"), "{text}");
+        // A version-2 file without offload reads too (a later export writes version 1).
+        let v2 = text.replacen("version = 1", "version = 2", 1);
+        assert_eq!(parse(&v2).unwrap(), default_store());
+    }
+
+    #[test]
+    fn an_old_version_1_file_reads_with_offload_off() {
+        // Written by the build before the setting existed: no `offload` key anywhere.
+        let old = "format = \"ipsec-policy\"\nversion = 1\npolicy = []\nfilter-list = []\n\n[[filter-action]]\n\
+                   id = \"6a0e6cb2-2b4b-4bd0-9d7e-0c0f2f9d4a11\"\nversion = 3\nname = \"Old\"\n\
+                   description = \"\"\n\n[filter-action.action]\nkind = \"negotiate\"\n\
+                   inbound-pass-through = false\nfall-back-to-clear = true\nqm-pfs = false\n\n\
+                   [[filter-action.action.methods]]\nlifetime-kb = 100000\nlifetime-seconds = 3600\n\n\
+                   [filter-action.action.methods.esp]\nencryption = \"aes128\"\nintegrity = \"sha1\"\n";
+        let set = parse(old).unwrap();
+        let Action::Negotiate(n) = &set.filter_actions[0].action else {
+            panic!("{set:?}")
+        };
+        assert!(!n.offload && n.fall_back_to_clear);
+        assert_eq!(export(&set, ExportKeys::Include).unwrap(), old);
+    }
+
+    #[test]
+    fn offload_in_a_version_1_file_is_refused() {
+        let text = export(&with_offload(), ExportKeys::Include)
+            .unwrap()
+            .replacen("version = 2", "version = 1", 1);
+        assert!(matches!(parse(&text), Err(FileError::NewerSetting(_))));
     }
 
     #[test]

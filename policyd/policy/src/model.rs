@@ -731,6 +731,16 @@ pub struct Negotiation {
     /// Security methods in preference order.
     #[serde(default)]
     pub methods: Vec<QuickModeMethod>,
+    /// Ask the kernel to offload the SAs' crypto to the device the peer is reached through
+    /// (issue #5 point 3). A device that refuses leaves the SA in software; the
+    /// negotiation never fails because of it. Absent in files and store entries written
+    /// before this setting existed (read as `false`), and written only when `true`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub offload: bool,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 /// One quick-mode security method: AH and/or ESP with lifetimes (netsh `qmsecmethods`,

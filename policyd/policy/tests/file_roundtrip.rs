@@ -241,15 +241,17 @@ fn action() -> impl Strategy<Value = Action> {
             any::<bool>(),
             any::<bool>(),
             any::<bool>(),
-            prop::collection::vec(qm(), 0..3)
+            prop::collection::vec(qm(), 0..3),
+            any::<bool>(),
         )
             .prop_map(
-                |(inbound_pass_through, fall_back_to_clear, qm_pfs, methods)| {
+                |(inbound_pass_through, fall_back_to_clear, qm_pfs, methods, offload)| {
                     Action::Negotiate(Negotiation {
                         inbound_pass_through,
                         fall_back_to_clear,
                         qm_pfs,
                         methods,
+                        offload,
                     })
                 }
             ),

@@ -281,3 +281,38 @@ fn a_second_opener_waits_for_the_first_to_close() {
     assert!(second.location(Location::Local).is_ok());
     holder.join().unwrap();
 }
+
+#[test]
+fn the_offload_setting_persists_and_bumps_the_action_version() {
+    let (_tmp, dir, store) = open_new();
+    let i = default_store()
+        .filter_actions
+        .iter()
+        .position(|a| matches!(a.action, Action::Negotiate(_)))
+        .unwrap();
+    let after = store
+        .update(Location::Local, |c| {
+            if let Action::Negotiate(n) = &mut c.set.filter_actions[i].action {
+                n.offload = true;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(after.set.filter_actions[i].version, 2);
+    drop(store);
+    let store = Store::open(&dir).unwrap();
+    let back = store.location(Location::Local).unwrap();
+    assert!(
+        matches!(&back.set.filter_actions[i].action, Action::Negotiate(n) if n.offload),
+        "{:?}",
+        back.set.filter_actions[i]
+    );
+    // The others (written without the key, as a store of the previous build has them)
+    // read as "no offload".
+    assert!(back
+        .set
+        .filter_actions
+        .iter()
+        .enumerate()
+        .all(|(j, a)| j == i || !matches!(&a.action, Action::Negotiate(n) if n.offload)));
+}

@@ -323,6 +323,10 @@ pub(crate) struct ActionArgs {
     /// Quick-mode (session key) perfect forward secrecy.
     #[arg(long, value_parser = parse::yes_no, action = ArgAction::Set, value_name = "yes|no")]
     pub(crate) qmpfs: Option<bool>,
+    /// Ask the kernel to offload the SAs' crypto to the device the peer is reached through
+    /// (software when the device refuses).
+    #[arg(long, value_parser = parse::yes_no, action = ArgAction::Set, value_name = "yes|no")]
+    pub(crate) offload: Option<bool>,
 }
 
 /// Authentication options; their order on the command line is the preference order.

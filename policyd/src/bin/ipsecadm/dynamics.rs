@@ -201,8 +201,18 @@ const POLICY_HEADERS: [&str; 9] = [
 fn show_qmsas(ctx: &Ctx) -> Result<()> {
     let own = Ownership::default();
     let sas = kernel()?.dump_sas()?;
-    let by_spi = crate::ikdctl::connections_by_spi(ctx);
-    let connection = |sa: &SecurityAssociation| by_spi.get(&format!("{:08x}", sa.id.spi)).cloned();
+    let by_spi = crate::ikdctl::sas_by_spi(ctx);
+    let ikd = |sa: &SecurityAssociation| by_spi.get(&format!("{:08x}", sa.id.spi)).cloned();
+    let connection = |sa: &SecurityAssociation| ikd(sa).map(|s| s.connection);
+    // ikd's record when it has one, else what the kernel says (an SA ikd did not install).
+    let offload = |sa: &SecurityAssociation| {
+        ikd(sa)
+            .and_then(|s| s.offload)
+            .unwrap_or_else(|| match &sa.offload {
+                Some(o) => format!("ifindex {}", o.ifindex),
+                None => "none".into(),
+            })
+    };
     if ctx.json {
         let v: Vec<Value> = sas
             .iter()
@@ -223,6 +233,7 @@ fn show_qmsas(ctx: &Ctx) -> Result<()> {
                     "add-time": sa.current.add_time,
                     "use-time": sa.current.use_time,
                     "ike-connection": connection(sa),
+                    "offload": offload(sa),
                 })
             })
             .collect();
@@ -242,6 +253,7 @@ fn show_qmsas(ctx: &Ctx) -> Result<()> {
         "BYTES",
         "PACKETS",
         "IKE CONNECTION",
+        "OFFLOAD",
     ]);
     for sa in &sas {
         let (enc, integ) = sa_algorithms(sa);
@@ -258,6 +270,7 @@ fn show_qmsas(ctx: &Ctx) -> Result<()> {
             sa.current.bytes.to_string(),
             sa.current.packets.to_string(),
             connection(sa).unwrap_or_else(|| "-".into()),
+            offload(sa),
         ]);
     }
     print!("{}", t.render());
@@ -599,6 +612,7 @@ fn immediate_set(a: &ImmediateRuleArgs) -> Result<PolicySet> {
                 inbound_pass_through: a.inpass.unwrap_or(false),
                 fall_back_to_clear: false,
                 qm_pfs: false,
+                offload: false,
                 methods: a.qmsecmethods.clone().map(|m| m.0).unwrap_or_else(|| {
                     vec![ipsec_policy::QuickModeMethod::esp(
                         ipsec_policy::Encryption::Aes128,

@@ -34,16 +34,37 @@ pub(crate) fn statistics(ctx: &Ctx) -> Result<IkeStatistics> {
     }
 }
 
-/// The connection ikd negotiated each SPI for (8 hex digits → connection), empty when ikd
-/// does not answer: `show qmsas` lists the kernel's SAs either way.
-pub(crate) fn connections_by_spi(ctx: &Ctx) -> std::collections::BTreeMap<String, String> {
+/// What ikd says about one SA of a pair it negotiated.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IkdSa {
+    /// The connection.
+    pub(crate) connection: String,
+    /// Its offload record (ikd versions before offload: `None`).
+    pub(crate) offload: Option<String>,
+}
+
+/// What ikd negotiated each SPI for (8 hex digits → connection and offload), empty when
+/// ikd does not answer: `show qmsas` lists the kernel's SAs either way.
+pub(crate) fn sas_by_spi(ctx: &Ctx) -> std::collections::BTreeMap<String, IkdSa> {
     match call(ctx, &Request::ShowQuickModeSas) {
         Ok(Response::QuickModeSas { sas }) => sas
             .into_iter()
             .flat_map(|s| {
                 [
-                    (s.inbound_spi, s.connection.clone()),
-                    (s.outbound_spi, s.connection),
+                    (
+                        s.inbound_spi,
+                        IkdSa {
+                            connection: s.connection.clone(),
+                            offload: s.inbound_offload,
+                        },
+                    ),
+                    (
+                        s.outbound_spi,
+                        IkdSa {
+                            connection: s.connection,
+                            offload: s.outbound_offload,
+                        },
+                    ),
                 ]
             })
             .collect(),
@@ -53,7 +74,7 @@ pub(crate) fn connections_by_spi(ctx: &Ctx) -> std::collections::BTreeMap<String
 
 /// The IKE lines of `show stats`.
 pub(crate) fn statistics_pairs(s: &IkeStatistics) -> Vec<(&'static str, String)> {
-    vec![
+    let mut v = vec![
         (
             "IKE main-mode SAs (established)",
             format!("{} ({})", s.isakmp_sas, s.established_isakmp_sas),
@@ -87,7 +108,19 @@ pub(crate) fn statistics_pairs(s: &IkeStatistics) -> Vec<(&'static str, String)>
             ),
         ),
         ("ikd uptime (s)", s.uptime_seconds.to_string()),
-    ]
+    ];
+    // ikd versions before offload do not send these.
+    if let (Some(o), Some(r), Some(n), Some(b)) = (
+        s.offloaded_sas,
+        s.offload_refused_sas,
+        s.offload_not_retried_sas,
+        s.offloaded_bytes,
+    ) {
+        v.push(("Offloaded SAs", o.to_string()));
+        v.push(("Offload refused SAs (not retried)", format!("{r} ({n})")));
+        v.push(("Bytes through offloaded SAs", b.to_string()));
+    }
+    v
 }
 
 /// `dynamic show mmsas`.
@@ -141,4 +174,26 @@ pub(crate) fn show_mmsas(ctx: &Ctx) -> Result<()> {
     print!("{}", t.render());
     println!("{} main-mode SA(s)", sas.len());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offload_lines_appear_only_when_ikd_sends_them() {
+        let old = statistics_pairs(&IkeStatistics::default());
+        assert!(!old.iter().any(|(k, _)| k.contains("ffload")), "{old:?}");
+        let new = statistics_pairs(&IkeStatistics {
+            offloaded_sas: Some(2),
+            offload_refused_sas: Some(1),
+            offload_not_retried_sas: Some(3),
+            offloaded_bytes: Some(320),
+            ..IkeStatistics::default()
+        });
+        let get = |k: &str| new.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("Offloaded SAs"), Some("2"));
+        assert_eq!(get("Offload refused SAs (not retried)"), Some("1 (3)"));
+        assert_eq!(get("Bytes through offloaded SAs"), Some("320"));
+    }
 }

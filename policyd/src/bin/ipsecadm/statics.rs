@@ -504,6 +504,7 @@ fn negotiate_options_given(args: &ActionArgs) -> bool {
         || args.inpass.is_some()
         || args.soft.is_some()
         || args.qmpfs.is_some()
+        || args.offload.is_some()
 }
 
 fn apply_negotiation(n: &mut Negotiation, args: &ActionArgs) {
@@ -519,6 +520,9 @@ fn apply_negotiation(n: &mut Negotiation, args: &ActionArgs) {
     if let Some(v) = args.qmpfs {
         n.qm_pfs = v;
     }
+    if let Some(v) = args.offload {
+        n.offload = v;
+    }
 }
 
 fn new_negotiation() -> Negotiation {
@@ -526,6 +530,7 @@ fn new_negotiation() -> Negotiation {
         inbound_pass_through: false,
         fall_back_to_clear: false,
         qm_pfs: false,
+        offload: false,
         methods: default_qm_methods(),
     }
 }
@@ -540,7 +545,7 @@ fn add_action(ctx: &Ctx, args: ActionArgs) -> Result<()> {
     let kind = args.action.unwrap_or(ActionKind::Negotiate);
     if kind != ActionKind::Negotiate && negotiate_options_given(&args) {
         return Err(usage(
-            "--qmsecmethods, --inpass, --soft and --qmpfs apply to --action negotiate only",
+            "--qmsecmethods, --inpass, --soft, --qmpfs and --offload apply to --action negotiate only",
         ));
     }
     let (id, _) = change(ctx, |c| {
@@ -605,7 +610,7 @@ fn set_action(ctx: &Ctx, args: ActionArgs) -> Result<()> {
             Action::Negotiate(n) => apply_negotiation(n, &args),
             _ if negotiate_options_given(&args) => {
                 return Err(usage(format!(
-                    "filter action {:?} does not negotiate; --qmsecmethods, --inpass, --soft and --qmpfs need --action negotiate",
+                    "filter action {:?} does not negotiate; --qmsecmethods, --inpass, --soft, --qmpfs and --offload need --action negotiate",
                     a.name
                 )))
             }
@@ -843,6 +848,9 @@ fn action_summary(a: &Action) -> String {
             }
             if n.qm_pfs {
                 s.push_str(" +qmpfs");
+            }
+            if n.offload {
+                s.push_str(" +offload");
             }
             s
         }

@@ -107,7 +107,7 @@ pub enum PeerAddress {
 }
 
 impl PeerAddress {
-    fn matches(&self, addr: IpAddr) -> bool {
+    pub(crate) fn matches(&self, addr: IpAddr) -> bool {
         match self {
             Self::Address(a) => *a == addr,
             Self::Any => true,

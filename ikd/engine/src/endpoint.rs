@@ -275,6 +275,10 @@ impl IsakmpSa {
         }
     }
 
+    pub(crate) fn is_established(&self) -> bool {
+        !self.dead && matches!(self.state, MainMode::Established(_))
+    }
+
     fn in_progress(&self) -> bool {
         !self.dead && !matches!(self.state, MainMode::Established(_) | MainMode::Failed)
     }
@@ -287,8 +291,8 @@ impl IsakmpSa {
 /// [`Endpoint::poll_timeout`]. No method performs I/O or reads the clock, and none panics
 /// on any input.
 pub struct Endpoint {
-    sh: Shared,
-    sas: HashMap<SaId, IsakmpSa>,
+    pub(crate) sh: Shared,
+    pub(crate) sas: HashMap<SaId, IsakmpSa>,
     by_cookies: HashMap<([u8; 8], [u8; 8]), SaId>,
     pending_init: HashMap<[u8; 8], SaId>,
     mm1_index: HashMap<(SocketAddr, [u8; 8]), SaId>,
@@ -628,7 +632,7 @@ impl Endpoint {
     }
 
     /// Removes every index entry of a dead SA.
-    fn forget(&mut self, sa: IsakmpSa) {
+    pub(crate) fn forget(&mut self, sa: IsakmpSa) {
         self.by_cookies.remove(&(sa.icky, sa.rcky));
         if self.pending_init.get(&sa.icky) == Some(&sa.id) {
             self.pending_init.remove(&sa.icky);

@@ -6,4 +6,5 @@ mod failures;
 mod fuzz;
 mod informational;
 mod kernel;
+mod reconfigure;
 mod util;

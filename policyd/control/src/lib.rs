@@ -1,7 +1,7 @@
 //! The control protocol of the IPsec stack: how `ipsecadm` and `policyd` talk to `ikd`
 //! over a root-only Unix socket (`ipsec-control(7)` documents it for administrators).
 //!
-//! # Wire format (version 1)
+//! # Wire format (versions 1 and 2)
 //!
 //! A connection is a stream of frames. A frame is a 4-octet big-endian length `N`
 //! (`1..=`[`MAX_FRAME`]) followed by `N` octets of one UTF-8 JSON object, a [`Request`]
@@ -37,7 +37,7 @@ pub mod socket;
 pub use codec::{decode_frame, encode_frame, MAX_FRAME};
 pub use error::{DecodeError, Error};
 pub use message::{
-    ErrorCode, IkeStatistics, MainModeSa, QuickModeSa, Request, Response, DEFAULT_RESPONSE,
-    MAX_VERSION, MIN_VERSION,
+    ConfigText, ErrorCode, IkeStatistics, MainModeSa, QuickModeSa, Request, Response,
+    CONFIGURE_VERSION, DEFAULT_RESPONSE, MAX_VERSION, MIN_VERSION,
 };
 pub use socket::{Client, Listener, DEFAULT_DIR, IKD_SOCKET, POLICYD_SOCKET};

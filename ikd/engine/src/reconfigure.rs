@@ -35,6 +35,11 @@
 //!   forgotten; the daemon drops the larval SPIs on the failure event).
 //! * **Connection added**: nothing happens until an ACQUIRE or `initiate`; it reuses an
 //!   established ISAKMP SA with its peer like any other connection.
+//! * **Recent ACQUIREs** (the last 30 s, Linux's acquire lifetime) are replayed for
+//!   connections that now have no SA pair and no negotiation: the kernel raises no new
+//!   ACQUIRE for that traffic while its acquire state lives, so one that came before the
+//!   connection existed, or whose negotiation failed against a peer still on other
+//!   settings, would otherwise hold the traffic for up to 30 s.
 //!
 //! What it does not do: validate the configuration (the daemon's parser does, before
 //! calling), touch kernel policies (the daemon owns them), or resend Deletes reliably.
@@ -46,7 +51,9 @@ use std::time::Instant;
 use tracing::debug;
 
 use crate::config::{ChildConfig, ChildName, EndpointConfig};
-use crate::endpoint::{delete_child_actions, fail_event, InstalledChild, SaId};
+use crate::endpoint::{
+    after, delete_child_actions, fail_event, InstalledChild, SaId, ACQUIRE_MEMORY,
+};
 use crate::main_mode::{self, MainMode};
 use crate::types::{FailureReason, ReconfigureReport};
 use crate::{informational, Endpoint};
@@ -70,7 +77,7 @@ impl Endpoint {
     /// documentation of `reconfigure` for the rules). Emits `DeleteSa` actions, Deletes to
     /// peers and `ExchangeFailed` events for what it ends; drain the `poll_*` queues
     /// afterwards as after any other call. Never fails: the caller validates `config`.
-    pub fn reconfigure(&mut self, _now: Instant, config: Arc<EndpointConfig>) -> ReconfigureReport {
+    pub fn reconfigure(&mut self, now: Instant, config: Arc<EndpointConfig>) -> ReconfigureReport {
         let old = Arc::clone(&self.sh.config);
         let mut report = ReconfigureReport::default();
         // Old index -> new index.
@@ -213,6 +220,30 @@ impl Endpoint {
                 }
             }
         }
+        self.replay_acquires(now);
         report
+    }
+
+    /// Starts the negotiations that recent ACQUIREs asked for and that have no SA pair and
+    /// no exchange now: their connection was unknown, or failed with the old settings, and
+    /// the kernel raises no new ACQUIRE while its acquire state lives.
+    fn replay_acquires(&mut self, now: Instant) {
+        self.recent_acquires
+            .retain(|(t, ..)| after(*t, ACQUIRE_MEMORY) > now);
+        let recent: Vec<_> = self.recent_acquires.iter().copied().collect();
+        for (_, local, remote, selector) in recent {
+            let Some(child) = self.acquire_child(remote, selector) else {
+                continue;
+            };
+            let installed = self
+                .sh
+                .children
+                .values()
+                .any(|c| c.child == child && c.peer == remote);
+            if !installed {
+                debug!(%child, %remote, "reconfigure: ACQUIRE replayed");
+                self.acquire(now, local, remote, selector);
+            }
+        }
     }
 }

@@ -299,3 +299,55 @@ fn main_mode_in_progress_with_a_removed_peer_is_abandoned_and_renumbered_peers_s
     assert_eq!(pair.responder.statistics().quick_modes_completed, 2);
     assert_eq!(pair.pairs(Side::R)[1].child.0, "c");
 }
+
+#[test]
+fn an_acquire_that_came_before_its_connection_is_replayed_by_the_reconfiguration() {
+    let cfg = TestConfig::psk("secret");
+    let (mut i, r) = with_d(&cfg);
+    // "c" explicitly host to host (without a selector it would take any ACQUIRE).
+    let hosts = TrafficSelector::between(
+        subnet(super::util::I_ADDR, 32),
+        subnet(super::util::R_ADDR, 32),
+    );
+    let mut i0 = cfg.initiator();
+    i0.children[0].selector = Some(hosts);
+    i.children[0].selector = Some(hosts);
+    // The responder already knows "d"; the initiator learns it after the ACQUIRE.
+    let mut pair = Pair::with_configs(i0.clone(), r);
+    pair.establish();
+    let acquire = crate::types::KernelEvent::Acquire {
+        local: ip(super::util::I_ADDR),
+        remote: ip(super::util::R_ADDR),
+        selector: Some(crate::types::Selector {
+            source: subnet("10.1.0.5", 32),
+            destination: subnet("10.2.0.7", 32),
+            protocol: 17,
+            source_port: 4000,
+            destination_port: 5001,
+        }),
+    };
+    let now = pair.now;
+    pair.initiator.handle_kernel_event(now, acquire.clone());
+    pair.drive();
+    // Host-to-host "c" does not cover 10.1/16 → 10.2/16: nothing negotiated.
+    assert_eq!(pair.initiator.statistics().quick_modes_started, 1);
+    pair.initiator.reconfigure(now, Arc::new(i.clone()));
+    pair.drive();
+    let p = pair.pairs(Side::I);
+    assert_eq!(p.len(), 2, "the ACQUIRE was replayed");
+    assert_eq!(p[1].child.0, "d");
+    // A second reconfiguration does not renegotiate what has SAs.
+    pair.initiator.reconfigure(now, Arc::new(i.clone()));
+    pair.drive();
+    assert_eq!(pair.pairs(Side::I).len(), 2);
+    // Replays end with the kernel's acquire lifetime.
+    let mut fresh = Pair::with_configs(i0, with_d(&cfg).1);
+    fresh.establish();
+    let now = fresh.now;
+    fresh.initiator.handle_kernel_event(now, acquire);
+    fresh.advance(std::time::Duration::from_secs(31));
+    let now = fresh.now;
+    fresh.initiator.reconfigure(now, Arc::new(i));
+    fresh.drive();
+    assert_eq!(fresh.pairs(Side::I).len(), 1);
+}

@@ -434,12 +434,37 @@ fn check_mode(_path: &Path, _meta: &std::fs::Metadata) -> Result<(), ConfigError
     Ok(())
 }
 
+/// The bare key of a `key = value` line around offset `at` (only a key name, never a
+/// value, so an error can name it without quoting a secret).
+fn key_on_line(text: &str, at: usize) -> Option<&str> {
+    let start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..)?.lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    bare.then_some(key)
+}
+
 /// Parses and validates configuration text; `path` is only used in errors.
 pub(crate) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    // The line number and the parser's message, never the offending line itself (it may
+    // be a preshared key, and the message may travel back over the control socket).
     let file: File = toml::from_str(text).map_err(|e| ConfigError {
         path: path.to_owned(),
         key: String::new(),
-        message: e.to_string().trim_end().to_owned(),
+        message: match e.span().and_then(|s| text.get(..s.start)) {
+            Some(before) => {
+                let line = before.matches('\n').count() + 1;
+                match key_on_line(text, before.len()) {
+                    Some(key) => format!("line {line}, key {key}: {}", e.message().trim_end()),
+                    None => format!("line {line}: {}", e.message().trim_end()),
+                }
+            }
+            None => e.message().trim_end().to_owned(),
+        },
     })?;
     Validator { path }.build(file)
 }
@@ -1155,7 +1180,11 @@ methods = [ { ah = "sha1" } ]
         let e = err("[main-mode]\nmethods = []\n");
         assert!(e.contains("main-mode.methods"), "{e}");
         let e = err("not toml at all [");
-        assert!(e.starts_with("/etc/ikd.conf: "), "{e}");
+        assert!(e.starts_with("/etc/ikd.conf: line 1: "), "{e}");
+        // A syntax error on a key's line names the line, never its text.
+        let e = err(&external(GOOD).replacen("preshared-key = \"", "preshared-key = \"\n", 1));
+        assert!(e.contains("line "), "{e}");
+        assert!(!e.contains("preshared-key"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! ikd's control socket (`ipsec-control(7)`): answers `ipsecadm dynamic show mmsas`,
-//! `qmsas` and `stats` (and policyd) with live state from the engine.
+//! `qmsas` and `stats` (and policyd) with live state from the engine; policyd's
+//! `configure` (version 2) is passed to the daemon, which applies it live.
 //!
 //! The listener is polled by the event loop like the IKE sockets. A connection is served
 //! synchronously and briefly: the handshake and at most [`MAX_REQUESTS`] requests within
@@ -46,8 +47,14 @@ impl Control {
         self.listener.raw_fd()
     }
 
-    /// Serves every pending connection.
-    pub(crate) fn serve(&self, endpoint: &Endpoint, rate_limited: u64, offload: &View) {
+    /// When ikd started (for the uptime counter).
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Serves every pending connection, each request answered by `handler` (the daemon:
+    /// [`answer`] for the state requests, its reconfiguration for `configure`).
+    pub(crate) fn serve(&self, mut handler: impl FnMut(&Request) -> Response) {
         for _ in 0..8 {
             let server = concat!("ikd ", env!("CARGO_PKG_VERSION"));
             let mut conn = match self.listener.accept(server) {
@@ -58,16 +65,7 @@ impl Control {
                     continue;
                 }
             };
-            let r = conn.serve(MAX_REQUESTS, |req| {
-                answer(
-                    req,
-                    endpoint,
-                    rate_limited,
-                    offload,
-                    self.started,
-                    Instant::now(),
-                )
-            });
+            let r = conn.serve(MAX_REQUESTS, &mut handler);
             if let Err(e) = r {
                 debug!(error = %e, "control connection ended with an error");
             }

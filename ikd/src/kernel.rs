@@ -111,6 +111,40 @@ impl Kernel {
         Ok(self.policies.len())
     }
 
+    /// After a reconfiguration: removes the policies of connections that are gone or
+    /// changed, then installs those of new or changed ones (unchanged connections keep
+    /// theirs untouched). Returns (removed, installed). On an error the policies done so
+    /// far stay; the caller reports it.
+    pub(crate) fn replace_policies(
+        &mut self,
+        old: &[Connection],
+        new: &[Connection],
+    ) -> Result<(usize, usize), String> {
+        let mut removed = 0;
+        for c in old.iter().filter(|c| !new.contains(c)) {
+            for p in convert::policies(c).unwrap_or_default() {
+                let Some(pos) = self.policies.iter().position(|id| *id == p.id) else {
+                    continue;
+                };
+                self.policies.remove(pos);
+                match self.k.delete_policy(&p.id) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(format!("connection \"{}\": {e}", c.name)),
+                }
+            }
+        }
+        let mut installed = 0;
+        for c in new.iter().filter(|c| !old.contains(c)) {
+            for p in convert::policies(c).unwrap_or_default() {
+                self.install_policy(&p)
+                    .map_err(|e| format!("connection \"{}\": {e}", c.name))?;
+                installed += 1;
+            }
+        }
+        Ok((removed, installed))
+    }
+
     fn install_policy(&mut self, p: &Policy) -> Result<(), String> {
         let what = format!(
             "{:?} policy {} -> {}",

@@ -12,9 +12,15 @@
 //! ([`control`], `ipsec-control(7)`), `/run/ipsec/ikd.sock` unless `--control` or
 //! `--no-control` says otherwise.
 //!
-//! What it does not do (yet): NAT-T port floating, a pid file, taking settings from policyd
-//! over the control channel (policyd still writes `ikd.conf` and restarts ikd), or
-//! daemonizing (it runs in the foreground under a service manager).
+//! Settings change live: policyd's `configure` request on the control socket, or SIGHUP
+//! (re-reading the configuration file), go through the start-up parser and
+//! [`Daemon::apply_config`], which hands the engine the new configuration with
+//! [`Endpoint::reconfigure`] (SAs the new settings still cover stay) and adjusts what the
+//! daemon keeps per connection: reqids, kernel policies (`policies = "install"`), the
+//! listening sockets, connections to initiate.
+//!
+//! What it does not do (yet): NAT-T port floating, a pid file, or daemonizing (it runs in
+//! the foreground under a service manager).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -26,8 +32,10 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ikengine::{
-    Action, ChildName, Endpoint, Event, FailureReason, KernelEvent, Path, SpiAllocationFailed,
+    Action, ChildName, Endpoint, Event, FailureReason, KernelEvent, Path, ReconfigureReport,
+    SpiAllocationFailed,
 };
+use ipsec_control::{ConfigText, ErrorCode, Request, Response};
 use tracing::{debug, error, info, warn};
 
 mod bench;
@@ -227,19 +235,8 @@ fn run(
     let mut kernel = Kernel::open(config.kernel)
         .map_err(|e| format!("kernel interface ({:?}): {e}", config.kernel))?;
     let sockets = open_sockets(&config.local_addresses)?;
-    let limiter = match config.responder_rate {
-        (0, _) => None,
-        (rate, burst) => {
-            let quota = NonZeroU32::new(rate)
-                .map(|r| Quota::per_second(r).allow_burst(NonZeroU32::new(burst).unwrap_or(r)));
-            quota.map(RateLimiter::keyed)
-        }
-    };
-    let reqids = config
-        .connections
-        .iter()
-        .map(|c| (ChildName::from(c.name.as_str()), c.reqid))
-        .collect();
+    let limiter = rate_limiter(config.responder_rate);
+    let reqids = reqid_map(&config.connections);
     if config.policies == PolicyMode::Install {
         match kernel.install_policies(&config.connections) {
             Ok(n) => info!(policies = n, "protect policies installed"),
@@ -320,6 +317,25 @@ fn run(
     result
 }
 
+/// The per-peer limiter of new responder main modes (`None`: unlimited).
+fn rate_limiter(rate: (u32, u32)) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
+    match rate {
+        (0, _) => None,
+        (rate, burst) => {
+            let quota = NonZeroU32::new(rate)
+                .map(|r| Quota::per_second(r).allow_burst(NonZeroU32::new(burst).unwrap_or(r)));
+            quota.map(RateLimiter::keyed)
+        }
+    }
+}
+
+fn reqid_map(connections: &[config::Connection]) -> HashMap<ChildName, u32> {
+    connections
+        .iter()
+        .map(|c| (ChildName::from(c.name.as_str()), c.reqid))
+        .collect()
+}
+
 fn open_sockets(addresses: &[IpAddr]) -> Result<Vec<IkeSocket>, String> {
     let wildcard = addresses.is_empty();
     let addrs: Vec<IpAddr> = if wildcard {
@@ -392,7 +408,11 @@ impl Daemon {
             let ready = net::poll_readable(&fds, timeout).map_err(|e| format!("poll: {e}"))?;
             let now = Instant::now();
             if ready.last() == Some(&true) {
-                if let Some(sig) = self.signals.read() {
+                while let Some(sig) = self.signals.read() {
+                    if sig == libc::SIGHUP as u32 {
+                        self.reload(now);
+                        continue;
+                    }
                     info!(signal = sig, "shutting down");
                     return Ok(());
                 }
@@ -407,9 +427,10 @@ impl Daemon {
             }
             if let Some(i) = control_at {
                 if ready.get(i) == Some(&true) {
-                    let view = self.offload_view();
-                    if let Some(c) = &self.control {
-                        c.serve(&self.endpoint, self.rate_limited, &view);
+                    if let Some(c) = self.control.take() {
+                        let started = c.started();
+                        c.serve(|req| self.control_request(req, started));
+                        self.control = Some(c);
                     }
                 }
             }
@@ -435,6 +456,193 @@ impl Daemon {
                 last_cleanup = now;
             }
         }
+    }
+
+    /// Answers one control request.
+    fn control_request(&mut self, req: &Request, started: Instant) -> Response {
+        match req {
+            Request::Configure { generation, config } => self.configure(*generation, config),
+            other => {
+                let view = self.offload_view();
+                control::answer(
+                    other,
+                    &self.endpoint,
+                    self.rate_limited,
+                    &view,
+                    started,
+                    Instant::now(),
+                )
+            }
+        }
+    }
+
+    /// policyd's `configure`: the text is parsed like the file at start-up; a parse or
+    /// validation error changes nothing. The text is never logged.
+    fn configure(&mut self, generation: u64, text: &ConfigText) -> Response {
+        let now = Instant::now();
+        let parsed = config::parse(text.as_str(), std::path::Path::new("configure"));
+        let new = match parsed {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(generation, error = %e, "configure refused: invalid configuration");
+                return Response::Error {
+                    code: ErrorCode::InvalidConfiguration,
+                    message: e.to_string(),
+                };
+            }
+        };
+        let r = self.apply_config(now, new);
+        self.drain(now);
+        match r {
+            Ok(rep) => {
+                info!(
+                    generation,
+                    isakmp_sas_kept = rep.isakmp_sas_kept,
+                    isakmp_sas_deleted = rep.isakmp_sas_deleted,
+                    sa_pairs_kept = rep.children_kept,
+                    sa_pairs_deleted = rep.children_deleted,
+                    exchanges_abandoned = rep.exchanges_abandoned,
+                    "configuration applied (control socket)"
+                );
+                Response::Configured {
+                    generation,
+                    isakmp_sas_kept: rep.isakmp_sas_kept as u64,
+                    isakmp_sas_deleted: rep.isakmp_sas_deleted as u64,
+                    sa_pairs_kept: rep.children_kept as u64,
+                    sa_pairs_deleted: rep.children_deleted as u64,
+                    exchanges_abandoned: rep.exchanges_abandoned as u64,
+                }
+            }
+            Err(e) => {
+                warn!(generation, error = %e, "configure refused");
+                Response::Error {
+                    code: ErrorCode::Failed,
+                    message: e,
+                }
+            }
+        }
+    }
+
+    /// SIGHUP: re-reads the configuration file through the same path as `configure`.
+    fn reload(&mut self, now: Instant) {
+        let path = self.config.path.clone();
+        let new = match config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "SIGHUP: configuration not reloaded");
+                return;
+            }
+        };
+        let r = self.apply_config(now, new);
+        self.drain(now);
+        match r {
+            Ok(rep) => info!(
+                config = %path.display(),
+                isakmp_sas_kept = rep.isakmp_sas_kept,
+                isakmp_sas_deleted = rep.isakmp_sas_deleted,
+                sa_pairs_kept = rep.children_kept,
+                sa_pairs_deleted = rep.children_deleted,
+                exchanges_abandoned = rep.exchanges_abandoned,
+                "configuration reloaded (SIGHUP)"
+            ),
+            Err(e) => warn!(error = %e, "SIGHUP: configuration not reloaded"),
+        }
+    }
+
+    /// Puts a new, validated configuration in force without a restart: the kernel backend
+    /// and the policy mode cannot change (an error, nothing changed); listening sockets are
+    /// reopened if the addresses changed (on failure the old ones are restored and nothing
+    /// else changes); kernel policies of removed or changed connections are replaced
+    /// (`policies = "install"`); the engine keeps the SAs the new configuration covers. A
+    /// connection whose reqid changed loses its SAs (they carry the old reqid) and is
+    /// negotiated afresh. New `start = "initiate"` connections are initiated.
+    fn apply_config(&mut self, now: Instant, mut new: Config) -> Result<ReconfigureReport, String> {
+        if new.kernel != self.config.kernel {
+            return Err(format!(
+                "kernel = {:?} cannot change while ikd runs ({:?}): restart ikd",
+                new.kernel, self.config.kernel
+            ));
+        }
+        if new.policies != self.config.policies {
+            return Err(format!(
+                "policies = {:?} cannot change while ikd runs ({:?}): restart ikd",
+                new.policies, self.config.policies
+            ));
+        }
+        if new.local_addresses != self.config.local_addresses {
+            // Same addresses cannot be bound twice: close, open, or restore.
+            self.sockets.clear();
+            match open_sockets(&new.local_addresses) {
+                Ok(s) => {
+                    info!(sockets = ?s.iter().map(|s| s.local).collect::<Vec<_>>(), "IKE sockets reopened");
+                    self.sockets = s;
+                }
+                Err(e) => {
+                    self.sockets =
+                        open_sockets(&self.config.local_addresses).unwrap_or_else(|e2| {
+                            error!(error = %e2, "old IKE sockets not reopened either");
+                            Vec::new()
+                        });
+                    return Err(e);
+                }
+            }
+        }
+        if self.config.policies == PolicyMode::Install {
+            let (removed, installed) = self
+                .kernel
+                .replace_policies(&self.config.connections, &new.connections)
+                .map_err(|e| format!("kernel policies: {e}"))?;
+            if removed + installed > 0 {
+                info!(removed, installed, "protect policies updated");
+            }
+        }
+        // SAs of a connection whose reqid changed carry the old one: drop them first.
+        let moved: Vec<&str> = new
+            .connections
+            .iter()
+            .filter(|c| {
+                self.reqids
+                    .get(&ChildName::from(c.name.as_str()))
+                    .is_some_and(|r| *r != c.reqid)
+            })
+            .map(|c| c.name.as_str())
+            .collect();
+        let mut report = ReconfigureReport::default();
+        if !moved.is_empty() {
+            let mut without = (*new.endpoint).clone();
+            without
+                .children
+                .retain(|c| !moved.contains(&c.name.0.as_str()));
+            report = self.endpoint.reconfigure(now, Arc::new(without));
+        }
+        let second = self.endpoint.reconfigure(now, Arc::clone(&new.endpoint));
+        report.isakmp_sas_kept = second.isakmp_sas_kept;
+        report.isakmp_sas_deleted += second.isakmp_sas_deleted;
+        report.children_deleted += second.children_deleted;
+        report.children_kept = second.children_kept;
+        report.exchanges_abandoned += second.exchanges_abandoned;
+        self.reqids = reqid_map(&new.connections);
+        if new.responder_rate != self.config.responder_rate {
+            self.limiter = rate_limiter(new.responder_rate);
+        }
+        let initiate: Vec<String> = new
+            .connections
+            .iter()
+            .filter(|c| {
+                c.start == StartMode::Initiate
+                    && !self.config.connections.iter().any(|o| o.name == c.name)
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        new.path = self.config.path.clone();
+        self.config = new;
+        for name in initiate {
+            info!(connection = %name, "initiating new connection");
+            if let Err(e) = self.endpoint.initiate(now, &ChildName::from(name.as_str())) {
+                warn!(connection = %name, error = %e, "cannot initiate");
+            }
+        }
+        Ok(report)
     }
 
     /// Benchmark mode: starts setups up to the in-flight limit; true when all have ended.
@@ -829,6 +1037,7 @@ fn log_event(e: &Event) {
                 FailureReason::PeerNotify(n) => format!("peer sent {n}"),
                 FailureReason::LocalError(n) => format!("rejected: {n}"),
                 FailureReason::SpiAllocation => "SPI allocation failed".to_owned(),
+                FailureReason::Reconfigured => "ended by a reconfiguration".to_owned(),
                 other => format!("{other:?}"),
             };
             warn!(

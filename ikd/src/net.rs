@@ -360,8 +360,8 @@ pub(crate) struct Signals {
 
 #[cfg(target_os = "linux")]
 impl Signals {
-    /// Blocks SIGTERM and SIGINT for the (single-threaded) process and opens a signalfd
-    /// for them. Call before any other thread starts.
+    /// Blocks SIGTERM, SIGINT and SIGHUP for the (single-threaded) process and opens a
+    /// signalfd for them. Call before any other thread starts.
     pub(crate) fn open() -> io::Result<Self> {
         // SAFETY: sigset_t is plain data initialised by sigemptyset; the mask is applied to
         // this thread only (the daemon has one) and the signalfd is checked.
@@ -370,6 +370,7 @@ impl Signals {
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, libc::SIGTERM);
             libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGHUP);
             let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             if rc != 0 {
                 return Err(io::Error::from_raw_os_error(rc));

@@ -1,7 +1,7 @@
 //! Lab tests of the ikd binary: two daemons in namespaces h1 and h2 negotiate on ACQUIRE,
 //! install SAs through XFRM, carry pings over ESP, fail cleanly with a wrong preshared
-//! key, and clean up (with deletes to the peer) on SIGTERM while foreign kernel objects
-//! survive.
+//! key, clean up (with deletes to the peer) on SIGTERM while foreign kernel objects
+//! survive, and take new settings live (control socket `configure`, SIGHUP).
 //!
 //! Every ikd child is owned by an [`Ikd`] guard that kills it on drop, so a failing
 //! assertion never leaves a daemon behind.
@@ -1018,4 +1018,117 @@ fn ikd_offload_aes_gcm_to_linked_netdevsim_ports_is_accepted() {
         "netdevsim carried offloaded ESP end to end: update the docs"
     );
     assert!(d1.terminate().success());
+}
+
+/// Issue #4 point 5: settings change without a restart. h2 gets AES-128 for the
+/// connection over the control socket (`configure`, version 2), h1 by a rewritten file and
+/// SIGHUP; the 3DES pair goes (deleted with a Delete), the next pings negotiate AES-128
+/// over the same ISAKMP SA, and both daemons are the processes they were. An invalid
+/// `configure` changes nothing and its error quotes no key.
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn configure_and_sighup_apply_new_settings_live() {
+    use ipsec_control::{ConfigText, ErrorCode, Request, Response};
+    require_lab();
+    let hosts = Hosts::create(2);
+    let dir = TempDir::new("reconfigure");
+    let (a1, a2) = (hosts.addr(1), hosts.addr(2));
+    let (ns1, ns2) = (hosts.ns(1), hosts.ns(2));
+    let (old, new) = (&SUITES[0], &SUITES[1]);
+    // Main mode and the connection's ESP method both go to the new suite's cipher: the
+    // established ISAKMP SA stays (new main-mode settings are for the next main mode).
+    let with_esp = |local, peer, esp: &Suite| {
+        config(local, peer, H1_PSK, old, None).replace(
+            &format!("encryption = \"{}\", integrity", old.esp.0),
+            &format!("encryption = \"{}\", integrity", esp.esp.0),
+        )
+    };
+    let mut d1 = Ikd::start(&dir.0, &ns1, &with_esp(a1, a2, old));
+    let mut d2 = Ikd::start(&dir.0, &ns2, &with_esp(a2, a1, old));
+    let _ = ping_from(&ns1, None, a2, 1);
+    assert!(
+        wait_for("3DES SAs", Duration::from_secs(30), || keyed_sas(&ns1)
+            .len()
+            == 2),
+        "{}",
+        d1.log()
+    );
+    assert!(xfrm(&ns1, "state").contains(old.xfrm_enc));
+    let before: Vec<u32> = keyed_sas(&ns1).iter().map(|s| s.id.spi).collect();
+
+    // An invalid text: refused, nothing changes.
+    let bad = format!("{}\n[[peers]]\nname = ", with_esp(a2, a1, new));
+    let mut c = ipsec_control::Client::connect(&d2.control, "lab_ikd").expect("connect");
+    assert_eq!(c.version(), 2);
+    match c.call(&Request::Configure {
+        generation: 1,
+        config: ConfigText::new(bad),
+    }) {
+        Err(ipsec_control::Error::Refused {
+            code: ErrorCode::InvalidConfiguration,
+            message,
+        }) => assert!(
+            message.contains("line ") && !message.contains(H1_PSK),
+            "{message}"
+        ),
+        other => panic!("invalid configure: {other:?}"),
+    }
+    assert_eq!(keyed_sas(&ns2).len(), 2, "an invalid configure changed SAs");
+
+    // h2 (the responder) over the control socket.
+    match c.call(&Request::Configure {
+        generation: 2,
+        config: ConfigText::new(with_esp(a2, a1, new)),
+    }) {
+        Ok(Response::Configured {
+            generation: 2,
+            isakmp_sas_kept: 1,
+            sa_pairs_deleted: 1,
+            ..
+        }) => {}
+        other => panic!("configure: {other:?}\n{}", d2.log()),
+    }
+    drop(c);
+    // Its Delete removed h1's side of the 3DES pair.
+    assert!(
+        wait_for("h1's 3DES SAs deleted", Duration::from_secs(10), || {
+            keyed_sas(&ns1).iter().all(|s| !before.contains(&s.id.spi))
+        }),
+        "{}",
+        d1.log()
+    );
+
+    // h1 by file and SIGHUP.
+    let conf = dir.0.join(format!("{ns1}.conf"));
+    fs::write(&conf, with_esp(a1, a2, new)).expect("rewrite");
+    d1.signal("HUP");
+    d1.wait_log("configuration reloaded (SIGHUP)", Duration::from_secs(10));
+    assert!(
+        wait_for("AES SAs", Duration::from_secs(60), || {
+            let _ = ping_from(&ns1, None, a2, 1);
+            let now = keyed_sas(&ns1);
+            now.len() == 2 && now.iter().all(|s| !before.contains(&s.id.spi))
+        }),
+        "h1:\n{}\nh2:\n{}",
+        d1.log(),
+        d2.log()
+    );
+    let state = xfrm(&ns1, "state");
+    assert!(
+        state.contains(new.xfrm_enc) && !state.contains(old.xfrm_enc),
+        "{state}"
+    );
+    assert!(ping_from(&ns1, None, a2, 3), "no pings over the AES SAs");
+    assert!(d1.running() && d2.running(), "a daemon exited");
+    for d in [&d1, &d2] {
+        match d.control(&Request::ShowStatistics) {
+            Response::Statistics { statistics } => {
+                assert_eq!(statistics.main_modes_completed, 1, "{}", d.log())
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(d1.terminate().success());
+    assert!(d2.terminate().success());
+    assert!(!(d1.log() + &d2.log()).contains(H1_PSK), "a PSK was logged");
 }

@@ -1,8 +1,12 @@
 //! The ikd configuration derived from the applied policies (`ikd.conf(5)`, TOML).
 //!
-//! Until the control channel of issue #4 point 5 carries main-mode, quick-mode and
-//! authentication settings to ikd, policyd writes them as an ikd configuration file (mode
-//! 0600: it holds preshared keys) and (re)starts ikd with `--config FILE`:
+//! policyd hands ikd its main-mode, quick-mode and authentication settings as the text of an
+//! ikd configuration: written to a file (mode 0600: it holds preshared keys) that ikd is
+//! started with (`--config FILE`), and, when it changes while ikd runs, sent whole with the
+//! control protocol's `configure` request (`ipsec-control(7)` version 2), which ikd applies
+//! live (`supervise::configure_live`). Connection names are `POLICY-rRULE-fFILTER` (rule and
+//! filter positions): ikd keeps the SAs of a connection whose name and settings are
+//! unchanged, so reordering rules renegotiates them. The text:
 //!
 //! - `[daemon]`: `kernel = "xfrm"`, `policies = "external"` (policyd owns the SPD),
 //!   `policy-lookup = true` (ikd asks policyd, `match-negotiation`, which connection answers
@@ -22,8 +26,7 @@
 //!
 //! Kerberos and certificate rules are left out (ikd has no such authentication yet) and so
 //! are filters whose far side is not one address (subnets, any, keywords): ikd answers them
-//! through the default response rule once the control channel exists. TODO(#4): replace the
-//! file by the control channel.
+//! through the default response rule.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;

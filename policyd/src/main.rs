@@ -194,7 +194,10 @@ struct RealEffects {
     options: Options,
     kernel: Box<dyn KernelInterface>,
     ikd: Option<Supervisor>,
-    ikd_config: Option<String>,
+    /// The configuration ikd runs with (it holds preshared keys: zeroized when replaced).
+    ikd_config: Option<zeroize::Zeroizing<String>>,
+    /// The number of the last `configure` sent to ikd.
+    ikd_generation: u64,
     events: mpsc::Sender<Event>,
 }
 
@@ -259,15 +262,37 @@ impl Effects for RealEffects {
         if self.options.no_ikd {
             return Ok(());
         }
-        if self.ikd_config.as_deref() == Some(config) && self.ikd.is_some() {
+        if self.ikd_config.as_deref().map(String::as_str) == Some(config) && self.ikd.is_some() {
             return Ok(());
         }
+        // Written for ikd's later (re)starts, whatever happens below.
         let path = self.write_ikd_config(config)?;
-        self.ikd_config = Some(config.to_owned());
+        self.ikd_config = Some(zeroize::Zeroizing::new(config.to_owned()));
         if let Some(s) = &mut self.ikd {
-            tracing::info!("ikd configuration changed: restarting ikd");
-            s.stop();
-            s.start();
+            if s.pid().is_none() {
+                tracing::info!(
+                    "ikd configuration changed while ikd waits to be restarted: the restart reads it"
+                );
+                return Ok(());
+            }
+            self.ikd_generation += 1;
+            let generation = self.ikd_generation;
+            let socket = self.options.control_dir.join(ipsec_control::IKD_SOCKET);
+            let started = Instant::now();
+            match supervise::configure_live(&socket, generation, config) {
+                Ok(summary) => tracing::info!(
+                    generation,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    %summary,
+                    "ikd configuration changed: applied live"
+                ),
+                Err(why) => {
+                    tracing::warn!(generation, reason = %why,
+                        "ikd configuration changed but ikd did not take it live: restarting ikd");
+                    s.stop();
+                    s.start();
+                }
+            }
         } else {
             let program =
                 supervise::ikd_program(self.options.ikd.clone(), std::env::current_exe().ok());
@@ -429,6 +454,7 @@ fn run(o: Options) -> ExitCode {
         kernel,
         ikd: None,
         ikd_config: None,
+        ikd_generation: 0,
         events: tx,
     };
     let run_dir = fx.options.run_dir.clone();

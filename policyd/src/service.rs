@@ -75,8 +75,8 @@ pub(crate) trait Effects {
     fn set_firewall(&mut self, firewall: &Firewall) -> Result<(), String>;
     /// The kernel.
     fn kernel(&mut self) -> &mut dyn KernelInterface;
-    /// Writes ikd's configuration and starts ikd, or restarts it when the configuration
-    /// changed.
+    /// Writes ikd's configuration and starts ikd, or, when the configuration changed,
+    /// hands it to the running ikd live (restarting ikd only if it does not take it).
     fn configure_ikd(&mut self, config: &str) -> Result<(), String>;
     /// Stops ikd.
     fn stop_ikd(&mut self);

@@ -1,4 +1,6 @@
-//! ikd supervision: start it, restart it with exponential backoff when it dies, stop it.
+//! ikd supervision: start it, restart it with exponential backoff when it dies, stop it,
+//! and hand it a changed configuration live ([`configure_live`], the `configure` request
+//! of `ipsec-control(7)` version 2) instead of restarting it.
 //!
 //! [`Backoff`] is the pure schedule: the first restart waits 1 s, each further one doubles
 //! up to 60 s, and a run that lasted at least 5 minutes resets the schedule. [`Supervisor`]
@@ -11,6 +13,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use ipsec_control::ConfigText;
 
 /// The first restart delay.
 pub(crate) const INITIAL_DELAY: Duration = Duration::from_secs(1);
@@ -210,6 +214,48 @@ impl Drop for Supervisor {
     }
 }
 
+/// Sends ikd (listening on `socket`) the whole new configuration text with `configure`.
+/// Returns a summary of what ikd kept and deleted, or why it did not take it (not
+/// reachable, speaks only version 1, invalid text, refused), for the caller to restart ikd
+/// and log. The text holds preshared keys: it is wrapped in [`ConfigText`] (zeroized,
+/// never printed) and never logged here.
+pub(crate) fn configure_live(
+    socket: &Path,
+    generation: u64,
+    config: &str,
+) -> Result<String, String> {
+    let mut client =
+        ipsec_control::Client::connect(socket, concat!("policyd ", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| format!("ikd's control socket: {e}"))?;
+    if client.version() < ipsec_control::CONFIGURE_VERSION {
+        return Err(format!(
+            "ikd speaks control protocol version {} (configure needs {})",
+            client.version(),
+            ipsec_control::CONFIGURE_VERSION
+        ));
+    }
+    let request = ipsec_control::Request::Configure {
+        generation,
+        config: ConfigText::new(config.to_owned()),
+    };
+    match client.call(&request) {
+        Ok(ipsec_control::Response::Configured {
+            generation: g,
+            isakmp_sas_kept,
+            isakmp_sas_deleted,
+            sa_pairs_kept,
+            sa_pairs_deleted,
+            exchanges_abandoned,
+        }) if g == generation => Ok(format!(
+            "ISAKMP SAs kept {isakmp_sas_kept}, deleted {isakmp_sas_deleted}; \
+             SA pairs kept {sa_pairs_kept}, deleted {sa_pairs_deleted}; \
+             negotiations abandoned {exchanges_abandoned}"
+        )),
+        Ok(other) => Err(format!("ikd answered {} to configure", other.name())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The ikd program: `explicit` if given, else `ikd` next to this executable, else `ikd`
 /// from `PATH`.
 pub(crate) fn ikd_program(explicit: Option<PathBuf>, this_exe: Option<PathBuf>) -> PathBuf {
@@ -298,5 +344,78 @@ mod tests {
         assert!(s.deadline().is_some());
         s.stop();
         assert_eq!(s.poll(), Status::Idle);
+    }
+
+    /// A fake ikd control socket answering `configure` with `answer`.
+    fn fake_ikd(answer: ipsec_control::Response, check: impl Fn(&str) + Sync) -> String {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ikd.sock");
+        let mut l = ipsec_control::Listener::bind(&path).expect("bind");
+        // SAFETY: geteuid has no preconditions.
+        l.allow_uids(vec![unsafe { libc::geteuid() }]);
+        l.set_blocking(true).expect("blocking");
+        std::thread::scope(|s| {
+            let server = s.spawn(|| {
+                let mut c = l.accept("ikd test").expect("accept").expect("conn");
+                c.serve(1, |r| match r {
+                    ipsec_control::Request::Configure { config, .. } => {
+                        check(config.as_str());
+                        answer.clone()
+                    }
+                    _ => ipsec_control::Response::Done,
+                })
+            });
+            let r = configure_live(&path, 9, "[main-mode]\n# psk\n");
+            let _ = server.join();
+            match r {
+                Ok(s) => format!("ok: {s}"),
+                Err(e) => format!("err: {e}"),
+            }
+        })
+    }
+
+    #[test]
+    fn configure_live_reports_what_ikd_kept_or_why_it_refused() {
+        let ok = fake_ikd(
+            ipsec_control::Response::Configured {
+                generation: 9,
+                isakmp_sas_kept: 1,
+                isakmp_sas_deleted: 0,
+                sa_pairs_kept: 2,
+                sa_pairs_deleted: 1,
+                exchanges_abandoned: 0,
+            },
+            |text| assert_eq!(text, "[main-mode]\n# psk\n"),
+        );
+        assert!(
+            ok.starts_with("ok: ") && ok.contains("SA pairs kept 2, deleted 1"),
+            "{ok}"
+        );
+        let refused = fake_ikd(
+            ipsec_control::Response::Error {
+                code: ipsec_control::ErrorCode::InvalidConfiguration,
+                message: "configure: line 2: expected a table".into(),
+            },
+            |_| {},
+        );
+        assert!(
+            refused.starts_with("err: ") && refused.contains("line 2"),
+            "{refused}"
+        );
+        let stale = fake_ikd(
+            ipsec_control::Response::Configured {
+                generation: 8,
+                isakmp_sas_kept: 0,
+                isakmp_sas_deleted: 0,
+                sa_pairs_kept: 0,
+                sa_pairs_deleted: 0,
+                exchanges_abandoned: 0,
+            },
+            |_| {},
+        );
+        assert!(stale.starts_with("err: "), "{stale}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = configure_live(&dir.path().join("none.sock"), 1, "x").expect_err("no ikd");
+        assert!(e.contains("control socket"), "{e}");
     }
 }

@@ -32,7 +32,7 @@ use crate::quick_mode;
 use crate::rng::Drbg;
 use crate::types::{
     Action, ChildInfo, Event, FailureReason, IsakmpSaHandle, IsakmpSaInfo, KernelEvent, Path,
-    PolicyAnswer, RequestId, Role, SpiAllocationFailed, Statistics, Transmit,
+    PolicyAnswer, RequestId, Role, Selector, SpiAllocationFailed, Statistics, Transmit,
 };
 use crate::{informational, Subnet};
 
@@ -275,6 +275,10 @@ impl IsakmpSa {
         }
     }
 
+    pub(crate) fn is_established(&self) -> bool {
+        !self.dead && matches!(self.state, MainMode::Established(_))
+    }
+
     fn in_progress(&self) -> bool {
         !self.dead && !matches!(self.state, MainMode::Established(_) | MainMode::Failed)
     }
@@ -287,13 +291,24 @@ impl IsakmpSa {
 /// [`Endpoint::poll_timeout`]. No method performs I/O or reads the clock, and none panics
 /// on any input.
 pub struct Endpoint {
-    sh: Shared,
-    sas: HashMap<SaId, IsakmpSa>,
+    pub(crate) sh: Shared,
+    pub(crate) sas: HashMap<SaId, IsakmpSa>,
     by_cookies: HashMap<([u8; 8], [u8; 8]), SaId>,
     pending_init: HashMap<[u8; 8], SaId>,
     mm1_index: HashMap<(SocketAddr, [u8; 8]), SaId>,
     next_sa: SaId,
+    /// Recent ACQUIREs (when, local, remote, selector), newest last, at most
+    /// [`RECENT_ACQUIRES`] within [`ACQUIRE_MEMORY`]: replayed by `reconfigure` for
+    /// connections without SAs, because the kernel raises no new ACQUIRE for the same
+    /// traffic while its acquire state lives (one that matched no connection yet, or whose
+    /// negotiation failed under the old settings).
+    pub(crate) recent_acquires: VecDeque<(Instant, IpAddr, IpAddr, Option<Selector>)>,
 }
+
+/// How many recent ACQUIREs are remembered.
+pub(crate) const RECENT_ACQUIRES: usize = 64;
+/// How long an ACQUIRE is remembered (Linux's default `xfrm_acq_expires`).
+pub(crate) const ACQUIRE_MEMORY: Duration = Duration::from_secs(30);
 
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -330,6 +345,7 @@ impl Endpoint {
             pending_init: HashMap::new(),
             mm1_index: HashMap::new(),
             next_sa: 0,
+            recent_acquires: VecDeque::new(),
         }
     }
 
@@ -628,7 +644,7 @@ impl Endpoint {
     }
 
     /// Removes every index entry of a dead SA.
-    fn forget(&mut self, sa: IsakmpSa) {
+    pub(crate) fn forget(&mut self, sa: IsakmpSa) {
         self.by_cookies.remove(&(sa.icky, sa.rcky));
         if self.pending_init.get(&sa.icky) == Some(&sa.id) {
             self.pending_init.remove(&sa.icky);
@@ -753,40 +769,14 @@ impl Endpoint {
                 selector,
             } => {
                 self.sh.stats.acquires += 1;
-                let config = Arc::clone(&self.sh.config);
-                let found = config.children.iter().find(|c| {
-                    let Some(peer) = config.peers.iter().find(|p| p.name == c.peer) else {
-                        return false;
-                    };
-                    if peer.address != PeerAddress::Address(remote) {
-                        return false;
-                    }
-                    match (selector, c.selector) {
-                        (Some(sel), Some(ts)) => ts.contains(&TrafficSelector {
-                            local: sel.source,
-                            remote: sel.destination,
-                            protocol: sel.protocol,
-                            local_port: sel.source_port,
-                            remote_port: sel.destination_port,
-                        }),
-                        _ => true,
-                    }
-                });
-                let Some(child) = found else {
-                    debug!(%remote, "ACQUIRE matches no child");
-                    return;
-                };
-                if self.child_in_progress(&child.name) {
-                    debug!(child = %child.name, "ACQUIRE for a child already being negotiated");
-                    return;
+                self.recent_acquires
+                    .retain(|(t, ..)| after(*t, ACQUIRE_MEMORY) > now);
+                if self.recent_acquires.len() >= RECENT_ACQUIRES {
+                    self.recent_acquires.pop_front();
                 }
-                let path = Path {
-                    local: SocketAddr::new(local, 500),
-                    remote: SocketAddr::new(remote, 500),
-                };
-                if let Err(e) = self.start_child(now, &child.name, Some(path), false, false) {
-                    debug!(error = %e, "ACQUIRE not negotiated");
-                }
+                self.recent_acquires
+                    .push_back((now, local, remote, selector));
+                self.acquire(now, local, remote, selector);
             }
             KernelEvent::Expire {
                 spi,
@@ -829,6 +819,62 @@ impl Endpoint {
                     debug!(error = %e, "rekey not started");
                 }
             }
+        }
+    }
+
+    /// The child whose traffic an ACQUIRE (to `remote`, for `selector`) is for.
+    pub(crate) fn acquire_child(
+        &self,
+        remote: IpAddr,
+        selector: Option<Selector>,
+    ) -> Option<ChildName> {
+        let config = &self.sh.config;
+        config
+            .children
+            .iter()
+            .find(|c| {
+                let Some(peer) = config.peers.iter().find(|p| p.name == c.peer) else {
+                    return false;
+                };
+                if peer.address != PeerAddress::Address(remote) {
+                    return false;
+                }
+                match (selector, c.selector) {
+                    (Some(sel), Some(ts)) => ts.contains(&TrafficSelector {
+                        local: sel.source,
+                        remote: sel.destination,
+                        protocol: sel.protocol,
+                        local_port: sel.source_port,
+                        remote_port: sel.destination_port,
+                    }),
+                    _ => true,
+                }
+            })
+            .map(|c| c.name.clone())
+    }
+
+    /// Negotiates the child covering an ACQUIRE's traffic (unless one is under way).
+    pub(crate) fn acquire(
+        &mut self,
+        now: Instant,
+        local: IpAddr,
+        remote: IpAddr,
+        selector: Option<Selector>,
+    ) {
+        let Some(child) = self.acquire_child(remote, selector) else {
+            debug!(%remote, "ACQUIRE matches no child");
+            return;
+        };
+        if self.child_in_progress(&child) {
+            debug!(%child, "ACQUIRE for a child already being negotiated");
+            return;
+        }
+        let path = Path {
+            local: SocketAddr::new(local, 500),
+            remote: SocketAddr::new(remote, 500),
+        };
+        if let Err(e) = self.start_child(now, &child, Some(path), false, false) {
+            debug!(error = %e, "ACQUIRE not negotiated");
         }
     }
 

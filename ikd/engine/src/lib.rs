@@ -8,7 +8,7 @@
 //!
 //! ```text
 //!   handle_datagram / handle_timeout / handle_kernel_event / handle_spi_allocated
-//!   handle_policy_answer / initiate / delete_all
+//!   handle_policy_answer / initiate / delete_all / reconfigure
 //!        │
 //!        ▼
 //!   poll_transmit  (datagrams to send)   → UDP 500/4500
@@ -29,7 +29,8 @@
 //! retransmission), `main_mode`, `quick_mode`, `informational` (one state machine each,
 //! states named `Expect*` for what they wait for), `rules` (which payloads each message may
 //! carry), `proposal` (SA payloads built and chosen), `crypt` (encryption, IV chains,
-//! padding), `rng` (the seeded generator).
+//! padding), `rng` (the seeded generator), `reconfigure` (a new configuration for a running
+//! endpoint: which SAs stay, which are deleted).
 //!
 //! The engine does not depend on the `pfkey` crate: [`types::ChildSa`] carries everything
 //! needed to build a `pfkey::model::SecurityAssociation`, and the daemon converts (this
@@ -50,6 +51,7 @@ mod informational;
 mod main_mode;
 mod proposal;
 mod quick_mode;
+mod reconfigure;
 mod rng;
 mod rules;
 pub mod types;
@@ -64,8 +66,8 @@ pub use endpoint::Endpoint;
 pub use error::{Error, InitiateError, PeerMisbehaved};
 pub use types::{
     Action, ChildInfo, ChildLifetime, ChildSa, Event, FailureReason, IsakmpSaHandle, IsakmpSaInfo,
-    KernelEvent, Path, PolicyAnswer, PolicyRefusal, RequestId, Role, SaPair, Selector,
-    SpiAllocationFailed, Statistics, Transmit,
+    KernelEvent, Path, PolicyAnswer, PolicyRefusal, ReconfigureReport, RequestId, Role, SaPair,
+    Selector, SpiAllocationFailed, Statistics, Transmit,
 };
 
 #[cfg(test)]

@@ -170,7 +170,24 @@ impl QuickMode {
     }
 }
 
-fn child_name(sh: &Shared, child: usize) -> Option<crate::ChildName> {
+impl QuickMode {
+    /// Points the exchange at the child's index in a new configuration.
+    /// An exchange still waiting for the policy agent has no child yet (the answer names
+    /// one, looked up by name in the configuration in force then).
+    pub(crate) fn set_child(&mut self, index: usize) {
+        match self {
+            Self::RespWaitPolicy(_) => {}
+            Self::InitWaitSpi(s) => s.child = index,
+            Self::ExpectQm2(s) => s.child = index,
+            Self::ExpectConnected(s) => s.child = index,
+            Self::RespWaitSpi(s) => s.child = index,
+            Self::ExpectQm3(s) => s.child = index,
+            Self::Done { child, .. } => *child = index,
+        }
+    }
+}
+
+pub(crate) fn child_name(sh: &Shared, child: usize) -> Option<crate::ChildName> {
     sh.config.children.get(child).map(|c| c.name.clone())
 }
 

@@ -254,6 +254,26 @@ pub enum FailureReason {
         /// The agent's reason.
         reason: String,
     },
+    /// [`crate::Endpoint::reconfigure`] removed or changed the exchange's peer or child.
+    Reconfigured,
+}
+
+/// What [`crate::Endpoint::reconfigure`] kept and ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReconfigureReport {
+    /// ISAKMP SAs (any state) whose peer is still configured, kept.
+    pub isakmp_sas_kept: usize,
+    /// ISAKMP SAs whose peer was removed (or moved to another address): established ones
+    /// deleted with a Delete sent to the peer, unfinished main modes abandoned.
+    pub isakmp_sas_deleted: usize,
+    /// Installed SA pairs whose connection is unchanged, kept.
+    pub children_kept: usize,
+    /// Installed SA pairs whose connection was removed or changed, deleted (both kernel
+    /// SAs, and a Delete to the peer when an ISAKMP SA with it is established).
+    pub children_deleted: usize,
+    /// Quick modes and queued negotiations of removed or changed connections, abandoned.
+    pub exchanges_abandoned: usize,
 }
 
 /// Something the daemon may log or react to.

@@ -114,7 +114,38 @@ mod tests {
         assert_eq!(
             decode_body::<Request>(br#"{"type":"from-the-future"}"#).expect("unknown"),
             Request::Unknown
+        ); // Version 2: configure and its answer.
+        let c =
+            decode_body::<Request>(br#"{"type":"configure","generation":3,"config":"[peer x]\n"}"#)
+                .expect("configure");
+        assert_eq!(
+            c,
+            Request::Configure {
+                generation: 3,
+                config: ConfigText::new("[peer x]\n".into())
+            }
         );
+        let r = Response::Configured {
+            generation: 3,
+            isakmp_sas_kept: 1,
+            isakmp_sas_deleted: 0,
+            sa_pairs_kept: 2,
+            sa_pairs_deleted: 1,
+            exchanges_abandoned: 0,
+        };
+        let f = encode_frame(&r).expect("encode");
+        assert_eq!(
+            &f[4..],
+            br#"{"type":"configured","generation":3,"isakmp-sas-kept":1,"isakmp-sas-deleted":0,"sa-pairs-kept":2,"sa-pairs-deleted":1,"exchanges-abandoned":0}"#
+        );
+        let e = br#"{"type":"error","code":"invalid-configuration","message":"line 3: ..."}"#;
+        assert!(matches!(
+            decode_body::<Response>(e).expect("error"),
+            Response::Error {
+                code: ErrorCode::InvalidConfiguration,
+                ..
+            }
+        ));
     }
 
     #[test]

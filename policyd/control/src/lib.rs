@@ -42,7 +42,7 @@ pub mod socket;
 pub use codec::{decode_frame, encode_frame, MAX_FRAME};
 pub use error::{DecodeError, Error};
 pub use message::{
-    ErrorCode, IkeStatistics, MainModeSa, NegotiationQuery, NegotiationVerdict, QuickModeSa,
-    Request, Response, DEFAULT_RESPONSE, MAX_VERSION, MIN_VERSION,
+    ConfigText, ErrorCode, IkeStatistics, MainModeSa, NegotiationQuery, NegotiationVerdict,
+    QuickModeSa, Request, Response, CONFIGURE_VERSION, DEFAULT_RESPONSE, MAX_VERSION, MIN_VERSION,
 };
 pub use socket::{Client, Listener, DEFAULT_DIR, IKD_SOCKET, POLICYD_SOCKET};

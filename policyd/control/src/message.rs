@@ -1,8 +1,10 @@
 //! The typed messages of protocol versions 1 and 2 (field names as they appear on the
 //! wire, in kebab-case). Version 2 adds [`Request::MatchNegotiation`] and its answer
-//! [`Response::NegotiationMatch`]; [`Request::since_version`] and [`Response::since_version`]
-//! say which version a message needs, and a server never answers a version-1 client with a
-//! version-2 message.
+//! [`Response::NegotiationMatch`], and [`Request::Configure`] (policyd hands ikd its
+//! configuration live) and its answer [`Response::Configured`];
+//! [`Request::since_version`] and [`Response::since_version`] say which version a message
+//! needs, and a server never answers a version-1 client with a version-2 message (a
+//! version-1 connection gets [`ErrorCode::Unsupported`] for a version-2 request).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +15,9 @@ use serde::{Deserialize, Serialize};
 pub const MIN_VERSION: u16 = 1;
 /// The newest protocol version this crate speaks.
 pub const MAX_VERSION: u16 = 2;
+
+/// The first version with [`Request::Configure`].
+pub const CONFIGURE_VERSION: u16 = 2;
 
 /// The name of the ikd peer and connection policyd generates for the default response
 /// rule; SA pairs of this connection make policyd install a dynamic filter.
@@ -84,6 +89,17 @@ pub enum Request {
     /// filters both ways, "my address" expanded) and answers
     /// [`Response::NegotiationMatch`].
     MatchNegotiation(NegotiationQuery),
+    /// policyd to ikd (version 2): replace ikd's whole configuration, live, with `config`
+    /// (the `ikd.conf(5)` text ikd parses at start-up). ikd keeps the SAs the new text
+    /// still covers and answers [`Response::Configured`], or
+    /// [`ErrorCode::InvalidConfiguration`] with the parser's message and changes nothing.
+    #[serde(rename_all = "kebab-case")]
+    Configure {
+        /// policyd's number for this configuration, echoed in the answer and logged.
+        generation: u64,
+        /// The configuration text. It holds preshared keys: never logged, zeroized.
+        config: ConfigText,
+    },
     /// A request type this version does not know (decoded from any other `type`).
     #[serde(other)]
     Unknown,
@@ -152,11 +168,42 @@ pub enum NegotiationVerdict {
     },
 }
 
+/// The `ikd.conf` text of a [`Request::Configure`]: it contains preshared keys, so its
+/// `Debug` shows only the length and its memory is zeroized on drop.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConfigText(String);
+
+impl ConfigText {
+    /// Wraps `text` (taking ownership, so no other copy is left by this call).
+    pub fn new(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ConfigText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConfigText(<{} octets, redacted>)", self.0.len())
+    }
+}
+
+impl Drop for ConfigText {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl Request {
     /// The first protocol version with this request.
     pub fn since_version(&self) -> u16 {
         match self {
             Self::MatchNegotiation(_) => 2,
+            Self::Configure { .. } => CONFIGURE_VERSION,
             _ => 1,
         }
     }
@@ -172,6 +219,7 @@ impl Request {
             Self::DynamicFilterNeeded { .. } => "dynamic-filter-needed",
             Self::DynamicFilterGone { .. } => "dynamic-filter-gone",
             Self::MatchNegotiation(_) => "match-negotiation",
+            Self::Configure { .. } => "configure",
             Self::Unknown => "unknown",
         }
     }
@@ -220,6 +268,22 @@ pub enum Response {
         #[serde(flatten)]
         verdict: NegotiationVerdict,
     },
+    /// The answer to [`Request::Configure`]: the new configuration is in force.
+    #[serde(rename_all = "kebab-case")]
+    Configured {
+        /// The request's generation.
+        generation: u64,
+        /// ISAKMP SAs kept (their peer is still configured).
+        isakmp_sas_kept: u64,
+        /// ISAKMP SAs deleted (their peer was removed).
+        isakmp_sas_deleted: u64,
+        /// SA pairs kept (their connection is unchanged).
+        sa_pairs_kept: u64,
+        /// SA pairs deleted (their connection was removed or changed).
+        sa_pairs_deleted: u64,
+        /// Negotiations in progress abandoned.
+        exchanges_abandoned: u64,
+    },
     /// The request was carried out (nothing to report).
     Done,
     /// The request failed.
@@ -244,6 +308,7 @@ impl Response {
             Self::Statistics { .. } => "statistics",
             Self::FellBackToClear { .. } => "fell-back-to-clear",
             Self::NegotiationMatch { .. } => "negotiation-match",
+            Self::Configured { .. } => "configured",
             Self::Done => "done",
             Self::Error { .. } => "error",
             Self::Unknown => "unknown",
@@ -255,7 +320,7 @@ impl Response {
     /// The first protocol version with this response.
     pub fn since_version(&self) -> u16 {
         match self {
-            Self::NegotiationMatch { .. } => 2,
+            Self::NegotiationMatch { .. } | Self::Configured { .. } => 2,
             _ => 1,
         }
     }
@@ -276,6 +341,9 @@ pub enum ErrorCode {
     /// The request was understood and refused by policy (e.g. no rule allows falling back
     /// to clear for that peer).
     Denied,
+    /// [`Request::Configure`]: the configuration does not parse or validate; nothing was
+    /// changed.
+    InvalidConfiguration,
 }
 
 impl fmt::Display for ErrorCode {
@@ -286,6 +354,7 @@ impl fmt::Display for ErrorCode {
             Self::Unsupported => "unsupported",
             Self::Failed => "failed",
             Self::Denied => "denied",
+            Self::InvalidConfiguration => "invalid-configuration",
         })
     }
 }

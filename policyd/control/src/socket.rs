@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{body_len, decode_body, encode_frame};
 use crate::error::Error;
-use crate::message::{ErrorCode, Request, Response, MAX_VERSION, MIN_VERSION};
+use crate::message::{ErrorCode, Request, Response, CONFIGURE_VERSION, MAX_VERSION, MIN_VERSION};
 
 /// The default socket directory.
 pub const DEFAULT_DIR: &str = "/run/ipsec";
@@ -127,9 +127,11 @@ pub fn read_frame(r: &mut impl Read) -> Result<Option<Vec<u8>>, Error> {
 }
 
 fn send<T: serde::Serialize>(w: &mut impl Write, message: &T) -> Result<(), Error> {
-    let frame = encode_frame(message)?;
-    w.write_all(&frame)?;
-    Ok(())
+    let mut frame = encode_frame(message)?;
+    let r = w.write_all(&frame);
+    // A configure frame holds preshared keys.
+    zeroize::Zeroize::zeroize(&mut frame);
+    Ok(r?)
 }
 
 /// The version both ranges share (the highest), if any.
@@ -320,7 +322,12 @@ impl Connection {
         self.stream.set_read_timeout(Some(left))?;
         match read_frame(&mut self.stream)? {
             None => Ok(None),
-            Some(body) => Ok(Some(decode_body(&body)?)),
+            Some(mut body) => {
+                let r = decode_body(&body);
+                // A configure frame holds preshared keys.
+                zeroize::Zeroize::zeroize(&mut body);
+                Ok(Some(r?))
+            }
         }
     }
 
@@ -345,6 +352,15 @@ impl Connection {
                     code: ErrorCode::Handshake,
                     message: "hello after the handshake".into(),
                 },
+                Request::Configure { .. } if self.version < CONFIGURE_VERSION => {
+                    Response::Error {
+                        code: ErrorCode::Unsupported,
+                        message: format!(
+                            "configure needs protocol version {CONFIGURE_VERSION}, this connection speaks {}",
+                            self.version
+                        ),
+                    }
+                }
                 Request::Unknown => Response::Error {
                     code: ErrorCode::Unsupported,
                     message: format!("unknown request type (protocol version {})", self.version),
@@ -488,6 +504,14 @@ mod tests {
             };
             if let Some(mut c) = accepted {
                 return c.serve(max, |r| match r {
+                    Request::Configure { generation, config } => Response::Configured {
+                        generation: *generation,
+                        isakmp_sas_kept: config.as_str().len() as u64,
+                        isakmp_sas_deleted: 0,
+                        sa_pairs_kept: 0,
+                        sa_pairs_deleted: 0,
+                        exchanges_abandoned: 0,
+                    },
                     Request::ShowStatistics => Response::Statistics {
                         statistics: IkeStatistics {
                             quick_modes_completed: 3,
@@ -744,6 +768,67 @@ mod tests {
             send(&mut raw, &query).expect("send");
             let body = read_frame(&mut raw).expect("read").expect("frame");
             match decode_body::<Response>(&body).expect("response") {
+                Response::Error { code, message } => {
+                    assert_eq!(code, ErrorCode::Unsupported);
+                    assert!(message.contains("version 2"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+            drop(raw);
+            server.join().expect("join").expect("served");
+        });
+    }
+
+    /// Version 2 clients get `configure` through; a version 1 connection (an old client or
+    /// one that asks for 1 only) is told it is unsupported, while its version 1 requests
+    /// keep working.
+    #[test]
+    fn configure_needs_version_2_and_v1_clients_keep_working() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("s.sock");
+        let mut listener = Listener::bind(&path).expect("bind");
+        // SAFETY: geteuid has no preconditions.
+        listener.allow_uids(vec![unsafe { libc::geteuid() }]);
+        let configure = Request::Configure {
+            generation: 7,
+            config: crate::ConfigText::new("psk = \"s3cret\"\n".into()),
+        };
+        assert!(!format!("{configure:?}").contains("s3cret"));
+        std::thread::scope(|s| {
+            let server = s.spawn(|| serve_one(&listener, 10));
+            let mut c = Client::connect(&path, "policyd").expect("connect");
+            assert_eq!(c.version(), 2);
+            match c.call(&configure).expect("configure") {
+                Response::Configured {
+                    generation,
+                    isakmp_sas_kept,
+                    ..
+                } => assert_eq!((generation, isakmp_sas_kept), (7, 15)),
+                other => panic!("{other:?}"),
+            }
+            drop(c);
+            server.join().expect("join").expect("served");
+        });
+        std::thread::scope(|s| {
+            let server = s.spawn(|| serve_one(&listener, 10));
+            let mut raw = UnixStream::connect(&path).expect("connect");
+            raw.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+            let mut call = |req: &Request| {
+                send(&mut raw, req).expect("send");
+                let body = read_frame(&mut raw).expect("read").expect("frame");
+                decode_body::<Response>(&body).expect("response")
+            };
+            let hello = Request::Hello {
+                min_version: 1,
+                max_version: 1,
+                client: "old-ipsecadm".into(),
+            };
+            assert!(matches!(call(&hello), Response::Welcome { version: 1, .. }));
+            assert!(matches!(
+                call(&Request::ShowStatistics),
+                Response::Statistics { .. }
+            ));
+            match call(&configure) {
                 Response::Error { code, message } => {
                     assert_eq!(code, ErrorCode::Unsupported);
                     assert!(message.contains("version 2"), "{message}");

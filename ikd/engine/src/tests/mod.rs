@@ -7,4 +7,5 @@ mod fuzz;
 mod informational;
 mod kernel;
 mod policy;
+mod reconfigure;
 mod util;

@@ -1258,8 +1258,8 @@ fn stat_line(text: &str, name: &str) -> Option<u64> {
 /// not answered: with crypto offload the sender leaves the encryption to the device,
 /// netdevsim only counts and forwards, and its receive side does no crypto, so the peer's
 /// software ESP input fails the ICV. Asserted, so a netdevsim that starts doing crypto
-/// shows up here (kmod/README.md then needs updating). netdevsim offloads only 128-bit
-/// AES-GCM keys, hence AES128GCM16. Rust-enabled lab kernel only (Debian's 6.1 has no
+/// shows up here (kmod/README.md then needs updating). AES128GCM16 because netdevsim's
+/// driver is written for 128-bit keys with a 32-bit salt. Rust-enabled lab kernel only (Debian's 6.1 has no
 /// netdevsim): `tests/run` runs it in its offload stage and skips it in the stock lab run.
 #[test]
 #[ignore = "kernel lab with netdevsim (Rust kernel): tests/lab/run-tests"]

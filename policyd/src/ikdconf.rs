@@ -661,6 +661,63 @@ mod tests {
         );
     }
 
+    /// AES-GCM methods become ikd's `aes128gcm16` / `aes256gcm16` ESP ciphers with no
+    /// integrity key (ikd refuses one with an AEAD), in the policy's order.
+    #[test]
+    fn aes_gcm_methods_give_ikds_gcm_ciphers_without_integrity() {
+        use ipsec_policy::{Encryption, QuickModeMethod};
+        let mut set = default_store();
+        let policy = set.policy_by_name(LAB_ANDY).expect("lab policy").clone();
+        let rule = policy
+            .rules
+            .iter()
+            .find(|r| r.name.starts_with("Negotiate"))
+            .expect("negotiating rule");
+        let action = set
+            .filter_actions
+            .iter_mut()
+            .find(|a| a.id == rule.filter_action)
+            .expect("action");
+        match &mut action.action {
+            Action::Negotiate(n) => {
+                n.methods = vec![
+                    QuickModeMethod::esp_aead(Encryption::Aes128Gcm16),
+                    QuickModeMethod::esp_aead(Encryption::Aes256Gcm16),
+                    QuickModeMethod::esp(Encryption::Aes128, Integrity::Sha1),
+                ];
+                n.offload = true;
+            }
+            other => panic!("{other:?}"),
+        }
+        ipsec_policy::validate(&set).expect("valid");
+        let (_, text, v) = generate_on_andys_eth0(&set, &policy);
+        let conns = v["connections"].as_array().expect("connections");
+        assert!(!conns.is_empty(), "{text}");
+        for c in conns {
+            assert_eq!(c["offload"].as_bool(), Some(true), "{text}");
+            let esp: Vec<(Option<&str>, Option<&str>)> = c["methods"]
+                .as_array()
+                .expect("methods")
+                .iter()
+                .map(|m| {
+                    (
+                        m["esp"].get("encryption").and_then(|e| e.as_str()),
+                        m["esp"].get("integrity").and_then(|e| e.as_str()),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                esp,
+                vec![
+                    (Some("aes128gcm16"), None),
+                    (Some("aes256gcm16"), None),
+                    (Some("aes128"), Some("sha1")),
+                ],
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn an_active_default_response_rule_gives_a_catch_all_responder() {
         let mut set = default_store();

@@ -749,3 +749,94 @@ fn offload_is_set_shown_and_exported_as_version_2() {
     );
     assert!(e.contains("--offload"), "{e}");
 }
+
+#[test]
+fn aes_gcm_is_set_shown_and_exported_as_version_3() {
+    let s = tempfile::tempdir().unwrap();
+    build_lab(s.path());
+    ok(
+        s.path(),
+        &[
+            "static",
+            "set",
+            "filteraction",
+            "name=Lab ESP",
+            "qmsecmethods=ESP[AES128GCM16,NONE] ESP[AES256GCM16,NONE]:7200s ESP[AES128,SHA1]",
+            "offload=yes",
+        ],
+    );
+    let shown = ok(
+        s.path(),
+        &["static", "show", "filteraction", "name=Lab ESP"],
+    );
+    assert!(
+        shown.contains(
+            "ESP[AES128GCM16,NONE]:3600s/100000kb ESP[AES256GCM16,NONE]:7200s/100000kb ESP[AES128,SHA1]"
+        ),
+        "{shown}"
+    );
+    let after = export(s.path());
+    assert!(
+        after.starts_with("format = \"ipsec-policy\"\nversion = 3\n"),
+        "{after}"
+    );
+    assert_eq!(
+        after.matches("encryption = \"aes128gcm16\"").count(),
+        1,
+        "{after}"
+    );
+    assert_eq!(
+        after.matches("encryption = \"aes256gcm16\"").count(),
+        1,
+        "{after}"
+    );
+    // Round trip through another store.
+    let file = s.path().join("gcm.toml");
+    std::fs::write(&file, &after).unwrap();
+    let b = tempfile::tempdir().unwrap();
+    ok(
+        b.path(),
+        &["static", "importpolicy", "--file", file.to_str().unwrap()],
+    );
+    assert_eq!(export(b.path()), after);
+    // An AEAD takes no integrity algorithm; it is not a main-mode cipher: refused with the
+    // fix, the store unchanged.
+    let e = fails(
+        s.path(),
+        &[
+            "static",
+            "set",
+            "filteraction",
+            "name=Lab ESP",
+            "qmsecmethods=ESP[AES128GCM16,SHA1]",
+        ],
+        1,
+    );
+    assert!(e.contains("ESP[AES128GCM16,NONE]"), "{e}");
+    let e = fails(
+        s.path(),
+        &[
+            "static",
+            "set",
+            "policy",
+            "name=Lab CLI",
+            "mmsecmethods=AES128GCM16-SHA1-14",
+        ],
+        1,
+    );
+    assert!(e.contains("not for main mode"), "{e}");
+    // A file that smuggles integrity into a GCM method is refused by validation.
+    let bad = after.replacen(
+        "encryption = \"aes128gcm16\"\n",
+        "encryption = \"aes128gcm16\"\nintegrity = \"sha1\"\n",
+        1,
+    );
+    std::fs::write(&file, &bad).unwrap();
+    let e = fails(
+        s.path(),
+        &["static", "importpolicy", "--file", file.to_str().unwrap()],
+        2,
+    );
+    assert!(e.contains("AEAD"), "{e}");
+    assert_eq!(export(s.path()), after);
+}

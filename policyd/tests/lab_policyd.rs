@@ -4,6 +4,9 @@
 
 #[path = "../../pfkey/tests/support/mod.rs"]
 mod support;
+// Two linked netdevsim ports between h1 and h2 (shared with ikd's lab tests).
+#[path = "../../ikd/tests/netdevsim/mod.rs"]
+mod netdevsim;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -1632,4 +1635,259 @@ fn a_policy_change_reaches_ikd_live_and_keeps_untouched_sas() {
     );
     assert_eq!(ikd_main_modes(&s1), Some(main_modes), "{}", logs());
     assert!(!s1.log().contains("restarting ikd"), "{}", s1.log());
+}
+
+// ------------------------------------------------------------- AES-GCM and offload (#5)
+
+const IPSECADM: &str = env!("CARGO_BIN_EXE_ipsecadm");
+
+/// `ipsecadm ARGS` (a `dynamic` command) in namespace `ns` with `s`'s control directory
+/// (ikd's socket); stdout, after requiring exit 0.
+fn ipsecadm(s: &Setup, ns: &str, args: &[&str]) -> String {
+    let control = s.control_dir();
+    let mut all = vec!["--control-dir", control.to_str().expect("UTF-8 temp path")];
+    all.extend_from_slice(args);
+    let out = run_in(ns, IPSECADM, &all);
+    assert!(
+        out.status.success(),
+        "ipsecadm {args:?} in {ns}: {:?}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The lab policy `policy` assigned, negotiating ICMP with `peer` too
+/// ([`negotiate_icmp_too`]), and its filter action ("Lab: Require ESP") set by the
+/// administrator's command to the quick-mode methods `qm` with `offload`.
+fn gcm_policy(s: &Setup, policy: &str, peer: std::net::IpAddr, qm: &str, offload: bool) {
+    s.boot_mode(BootMode::Permit, vec![]);
+    s.assign_local(policy);
+    negotiate_icmp_too(s, policy, peer);
+    let methods = format!("qmsecmethods={qm}");
+    let offload = format!("offload={}", if offload { "yes" } else { "no" });
+    let out = Command::new(IPSECADM)
+        .arg("--store")
+        .arg(s.store_dir())
+        .args([
+            "static",
+            "set",
+            "filteraction",
+            "name=Lab: Require ESP",
+            &methods,
+            &offload,
+        ])
+        .output()
+        .expect("run ipsecadm");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `ip -s xfrm state` in `ns`.
+fn xfrm_states(ns: &str) -> String {
+    String::from_utf8_lossy(&ip_in(ns, &["-s", "xfrm", "state"]).stdout).into_owned()
+}
+
+/// The value of the line `name : value` of `ipsecadm dynamic show stats`.
+fn stat_line(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(" : ")?;
+            (k.trim_end() == name).then(|| v.trim().to_owned())
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// A policy whose negotiating filter action asks for offload with AES-GCM
+/// (`ESP[AES128GCM16,NONE]`, set with `ipsecadm static set filteraction ... offload=yes`),
+/// applied by policyd on two hosts joined by linked netdevsim ports: policyd's ikd.conf
+/// carries `aes128gcm16` and `offload = true`, the two ikds negotiate, and both hosts'
+/// kernel SAs are offloaded to nsim0 ("crypto offload parameters: dev nsim0", AEAD
+/// `rfc4106(gcm(aes))`); `ipsecadm dynamic show stats` shows offloaded SAs and the bytes
+/// through them moving with traffic, and `dynamic show qmsas` the device.
+///
+/// As in ikd's `ikd_offload_aes_gcm_to_linked_netdevsim_ports_is_accepted`, the pings are
+/// not answered: with crypto offload the sender leaves the encryption to the device,
+/// netdevsim only counts and forwards, and its receive side does no crypto, so the peer's
+/// software ESP input fails the ICV. Asserted, so a netdevsim that starts doing crypto
+/// shows up here (kmod/README.md then needs updating). AES128GCM16 because netdevsim's
+/// driver is written for 128-bit keys with a 32-bit salt. Rust-enabled lab kernel only (Debian's 6.1 has no
+/// netdevsim): `tests/run` runs it in its offload stage and skips it in the stock lab run.
+#[test]
+#[ignore = "kernel lab with netdevsim (Rust kernel): tests/lab/run-tests"]
+fn policyd_offloads_aes_gcm_policy_to_linked_netdevsim_ports() {
+    let ikd = Path::new(POLICYD).with_file_name("ikd");
+    assert!(
+        ikd.is_file(),
+        "{} missing: build it first (cargo build -p ikd)",
+        ikd.display()
+    );
+    let (pair, hosts, addrs) = netdevsim::netdevsim_hosts([35, 36]);
+    let (h1, h2) = (hosts.ns(1), hosts.ns(2));
+    let (s1, s2) = (Setup::new(), Setup::new());
+    gcm_policy(&s1, LAB_ANDY, addrs[1], "ESP[AES128GCM16,NONE]", true);
+    gcm_policy(
+        &s2,
+        ipsec_policy::defaults::LAB_BETTY,
+        addrs[0],
+        "ESP[AES128GCM16,NONE]",
+        true,
+    );
+    let _a1 = s1.agent(&h1, Some(&ikd));
+    let _a2 = s2.agent(&h2, Some(&ikd));
+    let logs = || format!("h1:\n{}\nh2:\n{}", s1.log(), s2.log());
+    for ns in [&h1, &h2] {
+        assert!(
+            wait_until(Duration::from_secs(30), || xfrm_policies(ns)
+                .contains("proto icmp")),
+            "{ns}: policy not applied\n{}",
+            logs()
+        );
+    }
+    // A ping raises the ACQUIRE; the ikds negotiate over the netdevsim link (IKE is clear).
+    let _ = ping(&h1, addrs[1], 1);
+    let negotiated = wait_until(Duration::from_secs(60), || {
+        owned_sas(&h1).len() == 2 && owned_sas(&h2).len() == 2
+    });
+    assert!(
+        negotiated,
+        "no SAs: h1 {:?} h2 {:?}\n{}",
+        owned_sas(&h1),
+        owned_sas(&h2),
+        logs()
+    );
+    for (s, ns) in [(&s1, &h1), (&s2, &h2)] {
+        // ikd records the offload once the pair is installed.
+        assert!(
+            wait_until(Duration::from_secs(10), || ikd_statistics(s)
+                .and_then(|st| st.offloaded_sas)
+                .is_some_and(|n| n >= 2)),
+            "{ns}: ikd reports {:?}\n{}",
+            ikd_statistics(s),
+            logs()
+        );
+        let state = xfrm_states(ns);
+        assert_eq!(
+            state
+                .matches("crypto offload parameters: dev nsim0")
+                .count(),
+            2,
+            "{ns}:\n{state}"
+        );
+        assert_eq!(
+            state.matches("rfc4106(gcm(aes))").count(),
+            2,
+            "{ns}:\n{state}"
+        );
+        let qmsas = ipsecadm(s, ns, &["dynamic", "show", "qmsas"]);
+        assert!(qmsas.contains("nsim0"), "{ns}:\n{qmsas}");
+    }
+    // netdevsim's own view: both SAs of the pair on each device.
+    for id in pair.ids {
+        if let Some(text) = netdevsim::netdevsim_ipsec(id) {
+            // The first line only: the rest holds the SAs' keys.
+            eprintln!("netdevsim{id} ipsec: {}", text.lines().next().unwrap_or(""));
+            assert!(
+                text.contains("SA count=2"),
+                "netdevsim{id}: {}",
+                text.lines().next().unwrap_or("")
+            );
+        }
+    }
+    let before = ipsecadm(&s1, &h1, &["dynamic", "show", "stats"]);
+    let offloaded = stat_line(&before, "Offloaded SAs");
+    let bytes_before = stat_line(&before, "Bytes through offloaded SAs");
+    assert!(offloaded.is_some_and(|n| n >= 2), "{before}");
+    let answered = ping(&h1, addrs[1], 5);
+    let after = ipsecadm(&s1, &h1, &["dynamic", "show", "stats"]);
+    let bytes_after = stat_line(&after, "Bytes through offloaded SAs");
+    eprintln!(
+        "h1: offloaded SAs {offloaded:?}; bytes through offloaded SAs {bytes_before:?} -> \
+         {bytes_after:?}; pings answered: {answered}"
+    );
+    assert!(
+        bytes_after.unwrap_or(0) > bytes_before.unwrap_or(u64::MAX),
+        "bytes through offloaded SAs did not move:\n{before}\n{after}"
+    );
+    let h2_stats = ipsecadm(&s2, &h2, &["dynamic", "show", "stats"]);
+    assert!(
+        stat_line(&h2_stats, "Offloaded SAs").is_some_and(|n| n >= 2),
+        "{h2_stats}"
+    );
+    assert!(
+        !answered,
+        "netdevsim carried offloaded ESP end to end: update kmod/README.md and this test"
+    );
+}
+
+/// AES-GCM without offload, the everyday case: the lab policies on both hosts with
+/// `ESP[AES256GCM16,NONE] ESP[AES128GCM16,NONE]` (set with `ipsecadm`), applied by policyd,
+/// negotiated by the two ikds over veth, and pings answered through the AEAD SAs
+/// (`rfc4106(gcm(aes))`, no offload, packets counted on both hosts).
+#[test]
+#[ignore = "kernel lab: tests/lab/run-tests"]
+fn an_aes_gcm_policy_negotiates_between_two_ikds_and_carries_pings() {
+    let ikd = Path::new(POLICYD).with_file_name("ikd");
+    assert!(
+        ikd.is_file(),
+        "{} missing: build it first (cargo build -p ikd)",
+        ikd.display()
+    );
+    let hosts = Hosts::create(2);
+    let (h1, h2) = (hosts.ns(1), hosts.ns(2));
+    let (s1, s2) = (Setup::new(), Setup::new());
+    let qm = "ESP[AES256GCM16,NONE] ESP[AES128GCM16,NONE]";
+    gcm_policy(&s1, LAB_ANDY, hosts.addr(2), qm, false);
+    gcm_policy(
+        &s2,
+        ipsec_policy::defaults::LAB_BETTY,
+        hosts.addr(1),
+        qm,
+        false,
+    );
+    let _a1 = s1.agent(&h1, Some(&ikd));
+    let _a2 = s2.agent(&h2, Some(&ikd));
+    let logs = || format!("h1:\n{}\nh2:\n{}", s1.log(), s2.log());
+    for ns in [&h1, &h2] {
+        assert!(
+            wait_until(Duration::from_secs(30), || xfrm_policies(ns)
+                .contains("proto icmp")),
+            "{ns}: policy not applied\n{}",
+            logs()
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(90), || ping(&h1, hosts.addr(2), 1)),
+        "pings never crossed\n{}",
+        logs()
+    );
+    assert!(ping(&h1, hosts.addr(2), 3), "pings fail over the SAs");
+    for ns in [&h1, &h2] {
+        let sas = owned_sas(ns);
+        assert_eq!(sas.len(), 2, "{ns}: {sas:?}");
+        assert!(sas.iter().all(|(_, packets)| *packets > 0), "{ns}: {sas:?}");
+        let state = xfrm_states(ns);
+        // The first method: AES-GCM with a 256-bit key and 32-bit salt ("(288 bits)"),
+        // 128-bit ICV; no integrity algorithm and no offload.
+        let aead: Vec<String> = state
+            .lines()
+            .filter(|l| l.trim_start().starts_with("aead rfc4106(gcm(aes))"))
+            // Without the key.
+            .map(|l| l.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(aead, ["(288 bits) 128", "(288 bits) 128"], "{ns}");
+        assert!(!state.contains("auth-trunc"), "{ns}:\n{state}");
+        assert!(!state.contains("crypto offload"), "{ns}:\n{state}");
+    }
+    let stats = ipsecadm(&s1, &h1, &["dynamic", "show", "stats"]);
+    // No offload asked: none claimed (the line is absent from an ikd without counters).
+    assert_eq!(
+        stat_line(&stats, "Offloaded SAs").unwrap_or(0),
+        0,
+        "{stats}"
+    );
 }

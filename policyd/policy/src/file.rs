@@ -13,11 +13,14 @@
 //! byte-identical.
 //!
 //! Versions: 1 is the original format; 2 adds `offload = true` to a negotiating filter
-//! action (`[filter-action.action]`). [`export`] writes the lowest version that can hold the
-//! set (version 1 unless some filter action asks for offload), so a set without offload
-//! exports exactly as before and stays readable by builds that know only version 1.
-//! [`parse`] reads both; `offload` in a version-1 file is refused (it cannot have been
-//! written by an exporter). Preshared keys are written only with [`ExportKeys::Include`]; otherwise
+//! action (`[filter-action.action]`); 3 adds the AES-GCM ciphers `aes128gcm16` and
+//! `aes256gcm16` (in ESP quick-mode methods). [`export`] writes the lowest version that can
+//! hold the set (version 1 unless some filter action asks for offload or some method uses
+//! AES-GCM), so a set without them exports exactly as before and stays readable by builds
+//! that know only the older versions, and an older build refuses a file it cannot read by
+//! its version instead of failing on an unknown name. [`parse`] reads all three; a setting
+//! in a file whose version predates it is refused (it cannot have been written by an
+//! exporter). Preshared keys are written only with [`ExportKeys::Include`]; otherwise
 //! each is written as `key = { redacted = true }`, and [`import`] takes such a key from the
 //! store (same rule or default response rule, same position among its preshared keys) or
 //! refuses the file.
@@ -35,14 +38,21 @@ use crate::validate::{validate, ObjectRef, ValidationErrors};
 /// The `format` value of a policy file.
 pub const FORMAT: &str = "ipsec-policy";
 /// The highest file format version this crate writes and reads (module docs).
-pub const VERSION: i64 = 2;
-/// The original version, written when no filter action asks for offload.
+pub const VERSION: i64 = 3;
+/// The original version, written when no filter action asks for offload and no method
+/// uses AES-GCM.
 pub const VERSION_1: i64 = 1;
+/// The version that added a filter action's `offload` setting.
+pub const VERSION_OFFLOAD: i64 = 2;
+/// The version that added the AES-GCM ciphers.
+pub const VERSION_AES_GCM: i64 = 3;
 
 /// The lowest version that can hold `set`.
 fn version_for(set: &PolicySet) -> i64 {
-    if uses_offload(set) {
-        VERSION
+    if uses_aes_gcm(set) {
+        VERSION_AES_GCM
+    } else if uses_offload(set) {
+        VERSION_OFFLOAD
     } else {
         VERSION_1
     }
@@ -52,6 +62,23 @@ fn uses_offload(set: &PolicySet) -> bool {
     set.filter_actions
         .iter()
         .any(|a| matches!(&a.action, Action::Negotiate(n) if n.offload))
+}
+
+/// Whether any main-mode or quick-mode method of the set names an AES-GCM cipher (parse
+/// does not validate, so main mode counts too).
+fn uses_aes_gcm(set: &PolicySet) -> bool {
+    let qm = |ms: &[QuickModeMethod]| {
+        ms.iter()
+            .filter_map(|m| m.esp.and_then(|e| e.encryption))
+            .any(Encryption::is_aead)
+    };
+    set.filter_actions
+        .iter()
+        .any(|a| matches!(&a.action, Action::Negotiate(n) if qm(&n.methods)))
+        || set.policies.iter().any(|p| {
+            qm(&p.default_response.methods)
+                || p.isakmp.methods.iter().any(|m| m.encryption.is_aead())
+        })
 }
 
 /// Whether an export carries the preshared keys.
@@ -74,11 +101,18 @@ pub enum FileError {
     #[error("not a policy file: format = {0:?}, expected \"ipsec-policy\"")]
     NotAPolicyFile(Option<String>),
     /// A version this crate does not read.
-    #[error("policy file version {0:?} is not supported (this version reads versions 1 and 2)")]
+    #[error("policy file version {0:?} is not supported (this version reads versions 1 to 3)")]
     UnsupportedVersion(Option<i64>),
-    /// A version-1 file uses a setting of a later version (`offload`).
-    #[error("policy file version 1 cannot hold {0}; write version = 2")]
-    NewerSetting(&'static str),
+    /// A file uses a setting of a later version (`offload`, AES-GCM).
+    #[error("policy file version {version} cannot hold {setting}; write version = {needs}")]
+    NewerSetting {
+        /// The file's version.
+        version: i64,
+        /// What it holds that its version cannot.
+        setting: &'static str,
+        /// The first version that can hold it.
+        needs: i64,
+    },
     /// A redacted key with no key in the store to stand for it.
     #[error("{0}: the file's preshared key is redacted and the store has no key for it; export with keys or set the key after import")]
     RedactedKeyNotInStore(ObjectRef),
@@ -161,8 +195,19 @@ pub fn parse(text: &str) -> Result<PolicySet, FileError> {
         filter_lists: body.filter_list,
         filter_actions: body.filter_action,
     };
-    if version == VERSION_1 && uses_offload(&set) {
-        return Err(FileError::NewerSetting("a filter action's offload setting"));
+    if version < VERSION_OFFLOAD && uses_offload(&set) {
+        return Err(FileError::NewerSetting {
+            version,
+            setting: "a filter action's offload setting",
+            needs: VERSION_OFFLOAD,
+        });
+    }
+    if version < VERSION_AES_GCM && uses_aes_gcm(&set) {
+        return Err(FileError::NewerSetting {
+            version,
+            setting: "an AES-GCM cipher (aes128gcm16, aes256gcm16)",
+            needs: VERSION_AES_GCM,
+        });
     }
     Ok(set)
 }
@@ -310,8 +355,8 @@ mod tests {
             Err(FileError::NotAPolicyFile(Some("x".into())))
         );
         assert_eq!(
-            parse("format = \"ipsec-policy\"\nversion = 3"),
-            Err(FileError::UnsupportedVersion(Some(3)))
+            parse("format = \"ipsec-policy\"\nversion = 4"),
+            Err(FileError::UnsupportedVersion(Some(4)))
         );
         assert!(matches!(
             parse("format = \"ipsec-policy\"\nversion = 1\nbogus = 3"),
@@ -378,7 +423,80 @@ mod tests {
         let text = export(&with_offload(), ExportKeys::Include)
             .unwrap()
             .replacen("version = 2", "version = 1", 1);
-        assert!(matches!(parse(&text), Err(FileError::NewerSetting(_))));
+        assert!(matches!(
+            parse(&text),
+            Err(FileError::NewerSetting {
+                version: 1,
+                needs: 2,
+                ..
+            })
+        ));
+    }
+
+    fn with_aes_gcm(offload: bool) -> PolicySet {
+        let mut set = default_store();
+        let a = set
+            .filter_actions
+            .iter_mut()
+            .find(|a| matches!(a.action, Action::Negotiate(_)))
+            .unwrap();
+        if let Action::Negotiate(n) = &mut a.action {
+            n.methods
+                .insert(0, QuickModeMethod::esp_aead(Encryption::Aes128Gcm16));
+            n.methods
+                .insert(1, QuickModeMethod::esp_aead(Encryption::Aes256Gcm16));
+            n.offload = offload;
+        }
+        set
+    }
+
+    #[test]
+    fn aes_gcm_is_written_as_version_3_and_round_trips_byte_identically() {
+        for offload in [false, true] {
+            let set = with_aes_gcm(offload);
+            let text = export(&set, ExportKeys::Include).unwrap();
+            assert!(
+                text.starts_with("format = \"ipsec-policy\"\nversion = 3\n"),
+                "{text}"
+            );
+            assert_eq!(text.matches("encryption = \"aes128gcm16\"").count(), 1);
+            assert_eq!(text.matches("encryption = \"aes256gcm16\"").count(), 1);
+            assert_eq!(text.contains("offload = true"), offload);
+            let back = parse(&text).unwrap();
+            assert_eq!(back, set);
+            assert_eq!(export(&back, ExportKeys::Include).unwrap(), text);
+            assert_eq!(import(&text, &set).unwrap(), set);
+        }
+        // A GCM method stands alone in its ESP table: no integrity key.
+        let text = export(&with_aes_gcm(false), ExportKeys::Include).unwrap();
+        assert!(
+            text.contains("[filter-action.action.methods.esp]\nencryption = \"aes128gcm16\"\n\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn aes_gcm_in_an_older_version_is_refused() {
+        let text = export(&with_aes_gcm(true), ExportKeys::Include).unwrap();
+        for old in [1, 2] {
+            let t = text.replacen("version = 3", &format!("version = {old}"), 1);
+            let err = parse(&t).unwrap_err();
+            assert!(
+                matches!(err, FileError::NewerSetting { needs, .. } if needs == if old == 1 { 2 } else { 3 }),
+                "{err}"
+            );
+        }
+        let t = export(&with_aes_gcm(false), ExportKeys::Include)
+            .unwrap()
+            .replacen("version = 3", "version = 2", 1);
+        let err = parse(&t).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "policy file version 2 cannot hold an AES-GCM cipher (aes128gcm16, aes256gcm16); write version = 3"
+        );
+        // An offload-only set is still version 2.
+        let t = export(&with_offload(), ExportKeys::Include).unwrap();
+        assert!(t.starts_with("format = \"ipsec-policy\"\nversion = 2\n"));
     }
 
     #[test]

@@ -149,6 +149,23 @@ pub enum Encryption {
     /// AES-CBC, 256-bit key.
     #[serde(rename = "aes256")]
     Aes256,
+    /// AES-GCM with a 16-octet ICV and a 128-bit key (RFC 4106, IKEv1 ESP transform ID 20
+    /// `ESP_AES_GCM_16` with key length 128). An AEAD: ESP only, with no separate integrity
+    /// algorithm; the cipher crypto-offload devices such as netdevsim accept. Not a
+    /// main-mode (IKE SA) cipher.
+    #[serde(rename = "aes128gcm16")]
+    Aes128Gcm16,
+    /// AES-GCM with a 16-octet ICV and a 256-bit key (see [`Encryption::Aes128Gcm16`]).
+    #[serde(rename = "aes256gcm16")]
+    Aes256Gcm16,
+}
+
+impl Encryption {
+    /// Whether the cipher is an AEAD (AES-GCM): it authenticates too, so it is used in ESP
+    /// without an integrity algorithm, and never in main mode or AH.
+    pub fn is_aead(self) -> bool {
+        matches!(self, Self::Aes128Gcm16 | Self::Aes256Gcm16)
+    }
 }
 
 /// A hash (main mode) or HMAC (AH, ESP).
@@ -760,7 +777,8 @@ pub struct QuickModeMethod {
     pub lifetime_seconds: u32,
 }
 
-/// ESP algorithms; either may be absent, not both.
+/// ESP algorithms; either may be absent, not both. An AEAD cipher (AES-GCM) has no
+/// integrity algorithm ([`crate::validate`](mod@crate::validate) refuses one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct EspTransform {
@@ -782,6 +800,20 @@ pub const DEFAULT_MM_LIFETIME_MINUTES: u32 = 480;
 pub const DEFAULT_POLLING_MINUTES: u32 = 180;
 
 impl QuickModeMethod {
+    /// ESP with an AEAD cipher (AES-GCM: no separate integrity algorithm) and the default
+    /// lifetimes.
+    pub fn esp_aead(encryption: Encryption) -> Self {
+        Self {
+            ah: None,
+            esp: Some(EspTransform {
+                encryption: Some(encryption),
+                integrity: None,
+            }),
+            lifetime_kb: DEFAULT_QM_LIFETIME_KB,
+            lifetime_seconds: DEFAULT_QM_LIFETIME_SECONDS,
+        }
+    }
+
     /// ESP with a cipher and an HMAC and the default lifetimes.
     pub fn esp(encryption: Encryption, integrity: Integrity) -> Self {
         Self {

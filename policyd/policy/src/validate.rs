@@ -4,7 +4,8 @@
 //! [`validate`] reports every problem it finds, each naming the object by kind, name and
 //! GUID. The checks: names and GUIDs (empty, duplicate), references (dangling filter list or
 //! filter action), settings ranges (Windows' limits on lifetimes and polling), empty or
-//! malformed security and authentication methods, filters (ports without TCP/UDP, mixed
+//! malformed security and authentication methods (AES-GCM is an ESP quick-mode cipher
+//! only, and takes no integrity algorithm), filters (ports without TCP/UDP, mixed
 //! address families), impossible tunnels, and filters that another rule's filter shadows or
 //! contradicts.
 //!
@@ -182,6 +183,27 @@ pub enum ValidationError {
         /// 1-based position of the method.
         index: usize,
     },
+    /// An AEAD cipher (AES-GCM) in ESP together with an integrity algorithm.
+    #[error("{object}: security method {index}: {encryption} is an AEAD cipher (it authenticates itself); ESP with it takes no integrity algorithm, write ESP[{encryption},NONE]")]
+    AeadWithIntegrity {
+        /// The filter action or default response rule.
+        object: ObjectRef,
+        /// 1-based position of the method.
+        index: usize,
+        /// The cipher's name (`AES128GCM16` or `AES256GCM16`).
+        encryption: &'static str,
+    },
+    /// An AEAD cipher (AES-GCM) as a main-mode cipher: it is an ESP transform only (the IKE
+    /// engine protects IKEv1 main mode with CBC ciphers).
+    #[error("{object}: main-mode security method {index}: {encryption} is for ESP quick-mode methods only, not for main mode")]
+    AeadInMainMode {
+        /// The ISAKMP policy.
+        object: ObjectRef,
+        /// 1-based position of the method.
+        index: usize,
+        /// The cipher's name (`AES128GCM16` or `AES256GCM16`).
+        encryption: &'static str,
+    },
     /// A negotiating rule (or active default response rule) without authentication methods.
     #[error("{0} negotiates security but has no authentication methods")]
     NoAuthMethods(ObjectRef),
@@ -301,6 +323,14 @@ pub enum ValidationError {
         /// Its protocol.
         protocol: Protocol,
     },
+}
+
+/// The netsh-style name of an AEAD cipher, for error messages.
+fn aead_name(e: Encryption) -> &'static str {
+    match e {
+        Encryption::Aes256Gcm16 => "AES256GCM16",
+        _ => "AES128GCM16",
+    }
 }
 
 /// Checks the agent settings against their netsh ranges.
@@ -482,6 +512,19 @@ impl Validator {
                     index,
                 });
             }
+            if let Some(EspTransform {
+                encryption: Some(e),
+                integrity: Some(_),
+            }) = m.esp
+            {
+                if e.is_aead() {
+                    self.push(ValidationError::AeadWithIntegrity {
+                        object: object.clone(),
+                        index,
+                        encryption: aead_name(e),
+                    });
+                }
+            }
             if !QM_LIFETIME_SECONDS.contains(&m.lifetime_seconds) {
                 self.push(ValidationError::QuickModeLifetimeSeconds {
                     object: object.clone(),
@@ -531,6 +574,15 @@ impl Validator {
         let isakmp = ObjectRef::isakmp(p);
         if p.isakmp.methods.is_empty() {
             self.push(ValidationError::NoMainModeMethods(isakmp.clone()));
+        }
+        for (i, m) in p.isakmp.methods.iter().enumerate() {
+            if m.encryption.is_aead() {
+                self.push(ValidationError::AeadInMainMode {
+                    object: isakmp.clone(),
+                    index: i + 1,
+                    encryption: aead_name(m.encryption),
+                });
+            }
         }
         if !MM_LIFETIME_MINUTES.contains(&p.isakmp.master_key_lifetime_minutes) {
             self.push(ValidationError::MasterKeyLifetime {
@@ -969,6 +1021,64 @@ mod tests {
         assert!(
             matches!(&errors(&set)[..], [ValidationError::NoQuickModeMethods(o)] if o.name == "Require Security")
         );
+    }
+
+    #[test]
+    fn aes_gcm_esp_without_integrity_is_valid_in_actions_and_default_response() {
+        let mut set = default_store();
+        if let Some(Action::Negotiate(n)) = set.filter_actions.get_mut(1).map(|a| &mut a.action) {
+            n.methods
+                .insert(0, QuickModeMethod::esp_aead(Encryption::Aes128Gcm16));
+            n.methods
+                .push(QuickModeMethod::esp_aead(Encryption::Aes256Gcm16));
+            n.offload = true;
+        }
+        lab(&mut set)
+            .default_response
+            .methods
+            .insert(0, QuickModeMethod::esp_aead(Encryption::Aes256Gcm16));
+        assert_eq!(errors(&set), vec![]);
+    }
+
+    #[test]
+    fn aes_gcm_with_an_integrity_algorithm_is_refused_with_the_fix() {
+        let mut set = default_store();
+        let name = set.filter_actions[1].name.clone();
+        if let Some(Action::Negotiate(n)) = set.filter_actions.get_mut(1).map(|a| &mut a.action) {
+            n.methods[1].esp = Some(EspTransform {
+                encryption: Some(Encryption::Aes256Gcm16),
+                integrity: Some(Integrity::Sha256),
+            });
+        }
+        let errs = errors(&set);
+        assert!(
+            matches!(&errs[..], [ValidationError::AeadWithIntegrity { object, index: 2, encryption: "AES256GCM16" }] if object.name == name),
+            "{errs:?}"
+        );
+        let text = errs[0].to_string();
+        assert!(
+            text.contains("AEAD") && text.contains("ESP[AES256GCM16,NONE]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn aes_gcm_as_a_main_mode_cipher_is_refused() {
+        let mut set = default_store();
+        lab(&mut set).isakmp.methods[1].encryption = Encryption::Aes128Gcm16;
+        let errs = errors(&set);
+        assert!(
+            matches!(
+                &errs[..],
+                [ValidationError::AeadInMainMode {
+                    index: 2,
+                    encryption: "AES128GCM16",
+                    ..
+                }]
+            ),
+            "{errs:?}"
+        );
+        assert!(errs[0].to_string().contains("ESP quick-mode methods only"));
     }
 
     #[test]

@@ -26,7 +26,9 @@ fn encryption() -> impl Strategy<Value = Encryption> {
         Just(Encryption::TripleDes),
         Just(Encryption::Aes128),
         Just(Encryption::Aes192),
-        Just(Encryption::Aes256)
+        Just(Encryption::Aes256),
+        Just(Encryption::Aes128Gcm16),
+        Just(Encryption::Aes256Gcm16)
     ]
 }
 

@@ -316,3 +316,46 @@ fn the_offload_setting_persists_and_bumps_the_action_version() {
         .enumerate()
         .all(|(j, a)| j == i || !matches!(&a.action, Action::Negotiate(n) if n.offload)));
 }
+
+#[test]
+fn aes_gcm_methods_persist_and_invalid_ones_are_refused_whole() {
+    let (_tmp, dir, store) = open_new();
+    let i = default_store()
+        .filter_actions
+        .iter()
+        .position(|a| matches!(a.action, Action::Negotiate(_)))
+        .unwrap();
+    let gcm = vec![
+        QuickModeMethod::esp_aead(Encryption::Aes128Gcm16),
+        QuickModeMethod::esp_aead(Encryption::Aes256Gcm16),
+    ];
+    store
+        .update(Location::Local, |c| {
+            if let Action::Negotiate(n) = &mut c.set.filter_actions[i].action {
+                n.methods = gcm.clone();
+                n.offload = true;
+            }
+            Ok(())
+        })
+        .unwrap();
+    // GCM with an integrity algorithm: refused, the stored set unchanged.
+    let refused = store.update(Location::Local, |c| {
+        if let Action::Negotiate(n) = &mut c.set.filter_actions[i].action {
+            if let Some(esp) = &mut n.methods[0].esp {
+                esp.integrity = Some(Integrity::Sha1);
+            }
+        }
+        Ok(())
+    });
+    assert!(refused.is_err(), "{refused:?}");
+    drop(store);
+    let store = Store::open(&dir).unwrap();
+    let back = store.location(Location::Local).unwrap();
+    assert!(
+        matches!(&back.set.filter_actions[i].action, Action::Negotiate(n) if n.methods == gcm && n.offload),
+        "{:?}",
+        back.set.filter_actions[i]
+    );
+    let text = store.export(Location::Local, ExportKeys::Redact).unwrap();
+    assert!(text.contains("version = 3") && text.contains("aes256gcm16"));
+}

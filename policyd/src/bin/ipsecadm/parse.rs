@@ -131,9 +131,11 @@ fn encryption(s: &str) -> Result<Encryption, String> {
         "AES128" | "AES" => Encryption::Aes128,
         "AES192" => Encryption::Aes192,
         "AES256" => Encryption::Aes256,
+        "AES128GCM16" => Encryption::Aes128Gcm16,
+        "AES256GCM16" => Encryption::Aes256Gcm16,
         _ => {
             return Err(format!(
-                "{s:?} is not a cipher (DES, 3DES, AES128, AES192, AES256)"
+                "{s:?} is not a cipher (DES, 3DES, AES128, AES192, AES256; in ESP also AES128GCM16, AES256GCM16)"
             ))
         }
     })
@@ -146,6 +148,8 @@ pub(crate) fn encryption_name(e: Encryption) -> &'static str {
         Encryption::Aes128 => "AES128",
         Encryption::Aes192 => "AES192",
         Encryption::Aes256 => "AES256",
+        Encryption::Aes128Gcm16 => "AES128GCM16",
+        Encryption::Aes256Gcm16 => "AES256GCM16",
         _ => "?",
     }
 }
@@ -227,8 +231,14 @@ pub(crate) fn mm_methods(s: &str) -> Result<Vec<MainModeMethod>, String> {
                 "{item:?} is not a main-mode method (cipher-hash-group, e.g. 3DES-SHA1-2)"
             ));
         };
+        let encryption = encryption(enc)?;
+        if encryption.is_aead() {
+            return Err(format!(
+                "{enc:?} is for ESP quick-mode methods only, not for main mode"
+            ));
+        }
         out.push(MainModeMethod {
-            encryption: encryption(enc)?,
+            encryption,
             integrity: integrity(integ)?,
             dh_group: dh_group(group)?,
         });
@@ -256,6 +266,7 @@ pub(crate) fn mm_methods_string(ms: &[MainModeMethod]) -> String {
 }
 
 /// Quick-mode methods, netsh style: `ESP[3DES,SHA1] AH[MD5]+ESP[DES,NONE]:3600s/50000kb`.
+/// AES-GCM (an AEAD) is written `ESP[AES128GCM16,NONE]` or `ESP[AES256GCM16,NONE]`.
 /// Methods are separated by spaces; lifetimes follow a colon as `<n>s` and/or `<n>kb`
 /// (or `<n>k`), separated by `/`.
 pub(crate) fn qm_methods(s: &str) -> Result<Vec<QuickModeMethod>, String> {
@@ -301,6 +312,15 @@ fn qm_method(item: &str) -> Result<QuickModeMethod, String> {
                 } else {
                     Some(integrity(i)?)
                 };
+                if let (Some(e), Some(_)) = (encryption, integrity) {
+                    if e.is_aead() {
+                        return Err(format!(
+                            "{item:?}: {} is an AEAD cipher and takes no integrity algorithm (write ESP[{},NONE])",
+                            encryption_name(e),
+                            encryption_name(e)
+                        ));
+                    }
+                }
                 method.esp = Some(EspTransform {
                     encryption,
                     integrity,
@@ -508,6 +528,34 @@ mod tests {
         assert_eq!(qm_methods(&s).unwrap(), m);
         assert!(qm_methods("ESP[3DES]").is_err());
         assert!(qm_methods("ESP[3DES,SHA1]:10x").is_err());
+    }
+
+    #[test]
+    fn aes_gcm_is_an_esp_cipher_without_integrity() {
+        let m = qm_methods("ESP[AES128GCM16,NONE] esp[aes256gcm16,none]:7200s").unwrap();
+        assert_eq!(
+            m,
+            vec![
+                QuickModeMethod::esp_aead(Encryption::Aes128Gcm16),
+                QuickModeMethod {
+                    lifetime_seconds: 7200,
+                    ..QuickModeMethod::esp_aead(Encryption::Aes256Gcm16)
+                },
+            ]
+        );
+        assert_eq!(
+            qm_methods_string(&m),
+            "ESP[AES128GCM16,NONE]:3600s/100000kb ESP[AES256GCM16,NONE]:7200s/100000kb"
+        );
+        assert_eq!(qm_methods(&qm_methods_string(&m)).unwrap(), m);
+        let e = qm_methods("ESP[AES128GCM16,SHA1]").unwrap_err();
+        assert!(
+            e.contains("AEAD") && e.contains("ESP[AES128GCM16,NONE]"),
+            "{e}"
+        );
+        let e = mm_methods("AES256GCM16-SHA1-14").unwrap_err();
+        assert!(e.contains("not for main mode"), "{e}");
+        assert!(qm_methods("ESP[AES192GCM16,NONE]").is_err());
     }
 
     #[test]

@@ -121,6 +121,50 @@ struct PolicyData {
     polling_interval_minutes: u32,
     rules: Vec<Uuid>,
     default_response: DefaultResponseRule,
+    /// The digest ([`digest`]) of every component entry this version of the policy was
+    /// published with, by `{GUID}`: what makes a publish atomic for a reader.
+    components: BTreeMap<String, String>,
+}
+
+/// The digest of an entry's content as published: SHA-256 over its object class and
+/// `ipsecData`, in hex. The data carries the object's GUID, version and the GUIDs it refers
+/// to, and [`from_entries`] checks the attributes against it, so equal digests mean equal
+/// objects.
+pub fn digest(class: &str, data: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(class.as_bytes());
+    h.update([0u8]);
+    h.update(data.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The digest of a component entry built by [`to_entries`] (`None`: no `ipsecData`).
+fn entry_digest(e: &Entry, class: &str) -> Option<String> {
+    e.values(ATTR_DATA).first().map(|d| digest(class, d))
+}
+
+/// Replaces the digest recorded for component `component` in a policy entry's `ipsecData`
+/// (`Ok(None)`: the policy does not use that component). Used by a publisher that changed a
+/// component shared with this policy.
+pub fn redigest(policy: &Entry, component: Uuid, digest: &str) -> Result<Option<String>> {
+    let mut head: PolicyData = toml::from_str(policy.single(ATTR_DATA)?)
+        .map_err(|err| malformed(&policy.dn, format!("{ATTR_DATA}: {}", err.message())))?;
+    match head.components.get_mut(&guid(component)) {
+        Some(d) if d == digest => Ok(None),
+        Some(d) => {
+            digest.clone_into(d);
+            to_data(&head).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// The class of a component entry (`None`: not one of the four component classes).
+pub fn component_class(e: &Entry) -> Option<&'static str> {
+    [CLASS_ISAKMP, CLASS_NFA, CLASS_FILTER, CLASS_NEGPOL]
+        .into_iter()
+        .find(|c| e.has_class(c))
 }
 
 fn to_data<T: Serialize>(v: &T) -> Result<String> {
@@ -181,34 +225,8 @@ pub fn to_entries(set: &PolicySet, id: Uuid, container: &str) -> Result<Vec<Entr
         )));
     }
     let pdn = object_dn(CLASS_POLICY, p.id, container);
-    let head = PolicyData {
-        id: p.id,
-        version: p.version,
-        name: p.name.clone(),
-        description: p.description.clone(),
-        polling_interval_minutes: p.polling_interval_minutes,
-        rules: p.rules.iter().map(|r| r.id).collect(),
-        default_response: p.default_response.clone(),
-    };
-    let mut pe = base_entry(
-        CLASS_POLICY,
-        p.id,
-        p.version,
-        &p.name,
-        to_data(&head)?,
-        container,
-    );
-    pe.add(
-        ATTR_ISAKMP_REF,
-        [object_dn(CLASS_ISAKMP, p.isakmp.id, container)],
-    );
-    pe.add(
-        ATTR_NFA_REF,
-        p.rules
-            .iter()
-            .map(|r| object_dn(CLASS_NFA, r.id, container)),
-    );
-    let mut out = vec![pe];
+    // The head is made last (it records the components' digests) and put first.
+    let mut out = vec![Entry::new(pdn.clone())];
     let owned = |mut e: Entry| {
         e.add(ATTR_OWNERS, [pdn.clone()]);
         e
@@ -267,6 +285,41 @@ pub fn to_entries(set: &PolicySet, id: Uuid, container: &str) -> Result<Vec<Entr
             container,
         )));
     }
+    let mut components = BTreeMap::new();
+    for e in out.iter().skip(1) {
+        let class = component_class(e).unwrap_or_default();
+        let id = e.values(ATTR_ID).first().cloned().unwrap_or_default();
+        components.insert(id, entry_digest(e, class).unwrap_or_default());
+    }
+    let head = PolicyData {
+        id: p.id,
+        version: p.version,
+        name: p.name.clone(),
+        description: p.description.clone(),
+        polling_interval_minutes: p.polling_interval_minutes,
+        rules: p.rules.iter().map(|r| r.id).collect(),
+        default_response: p.default_response.clone(),
+        components,
+    };
+    let mut pe = base_entry(
+        CLASS_POLICY,
+        p.id,
+        p.version,
+        &p.name,
+        to_data(&head)?,
+        container,
+    );
+    pe.add(
+        ATTR_ISAKMP_REF,
+        [object_dn(CLASS_ISAKMP, p.isakmp.id, container)],
+    );
+    pe.add(
+        ATTR_NFA_REF,
+        p.rules
+            .iter()
+            .map(|r| object_dn(CLASS_NFA, r.id, container)),
+    );
+    out[0] = pe;
     Ok(out)
 }
 
@@ -313,6 +366,30 @@ fn check_ids(e: &Entry, id: Uuid, version: u64, data_id: Uuid, data_version: u64
     Ok(())
 }
 
+/// Checks that component `e` is the one the policy head `pe` was published with.
+fn check_digest(pe: &Entry, head: &PolicyData, e: &Entry, class: &str, id: Uuid) -> Result<()> {
+    let recorded = head.components.get(&guid(id));
+    let actual = entry_digest(e, class);
+    if recorded.is_some() && recorded == actual.as_ref() {
+        return Ok(());
+    }
+    Err(DirectoryError::Inconsistent {
+        dn: pe.dn.clone(),
+        reason: match recorded {
+            None => format!(
+                "it records no digest for {} (a publish is in progress, or the policy was \
+                 changed without ipsecadm)",
+                e.dn
+            ),
+            Some(_) => format!(
+                "{} differs from the version the policy was published with (a publish is in \
+                 progress, or the entry was changed without republishing the policy)",
+                e.dn
+            ),
+        },
+    })
+}
+
 /// Looks entries up by DN for [`from_entries`]: `Ok(None)` when there is no such entry.
 pub type Fetch<'a> = dyn FnMut(&str) -> Result<Option<Entry>> + 'a;
 
@@ -337,6 +414,7 @@ pub fn from_entries(policy_dn: &str, fetch: &mut Fetch<'_>) -> Result<(PolicySet
     let ie = resolve(fetch, &pe, ATTR_ISAKMP_REF, pe.single(ATTR_ISAKMP_REF)?)?;
     let (iid, iver, isakmp): (_, _, IsakmpPolicy) = decode(&ie, CLASS_ISAKMP)?;
     check_ids(&ie, iid, iver, isakmp.id, isakmp.version)?;
+    check_digest(&pe, &head, &ie, CLASS_ISAKMP, iid)?;
 
     let mut rules: BTreeMap<Uuid, Rule> = BTreeMap::new();
     let mut lists: Vec<FilterList> = Vec::new();
@@ -345,9 +423,11 @@ pub fn from_entries(policy_dn: &str, fetch: &mut Fetch<'_>) -> Result<(PolicySet
         let ne = resolve(fetch, &pe, ATTR_NFA_REF, nfa_dn)?;
         let (rid, rver, rule): (_, _, Rule) = decode(&ne, CLASS_NFA)?;
         check_ids(&ne, rid, rver, rule.id, rule.version)?;
+        check_digest(&pe, &head, &ne, CLASS_NFA, rid)?;
         let fe = resolve(fetch, &ne, ATTR_FILTER_REF, ne.single(ATTR_FILTER_REF)?)?;
         let (fid, fver, list): (_, _, FilterList) = decode(&fe, CLASS_FILTER)?;
         check_ids(&fe, fid, fver, list.id, list.version)?;
+        check_digest(&pe, &head, &fe, CLASS_FILTER, fid)?;
         if list.id != rule.filter_list {
             return Err(malformed(
                 &ne.dn,
@@ -361,6 +441,7 @@ pub fn from_entries(policy_dn: &str, fetch: &mut Fetch<'_>) -> Result<(PolicySet
         let ae = resolve(fetch, &ne, ATTR_NEGPOL_REF, ne.single(ATTR_NEGPOL_REF)?)?;
         let (aid, aver, action): (_, _, FilterAction) = decode(&ae, CLASS_NEGPOL)?;
         check_ids(&ae, aid, aver, action.id, action.version)?;
+        check_digest(&pe, &head, &ae, CLASS_NEGPOL, aid)?;
         if action.id != rule.filter_action {
             return Err(malformed(
                 &ne.dn,

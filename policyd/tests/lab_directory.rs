@@ -288,8 +288,13 @@ fn bench_10k_filters() {
     let s = slapd::Slapd::start();
     let lab = Lab::new(&s);
     let mut c = lab.client();
-    let base = with_filters(&lab.set, lab.id, 10_000 - 1, 10000);
-    let total: usize = base.filter_lists.iter().map(|l| l.filters.len()).sum();
+    // 10,000 filters: 3,000 negotiated, the rest permitted (slapd::bench_policy).
+    let base = slapd::bench_policy(
+        &lab.set,
+        lab.id,
+        10_000 - slapd::filters_of(&lab.set, lab.id),
+    );
+    let total = slapd::filters_of(&base, lab.id);
     let dn = c.publish(&base, lab.id).expect("publish");
     c.assign(OU, Some(&dn)).expect("assign");
 

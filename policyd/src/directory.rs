@@ -222,6 +222,7 @@ impl DirectoryState {
                 let retrieved = Retrieved {
                     set: d.set.clone(),
                     policy: d.id,
+                    validated: true,
                 };
                 let cached = CachedPolicy {
                     source: CacheOrigin {
@@ -232,7 +233,10 @@ impl DirectoryState {
                     assigned: d.id,
                     set: d.set,
                 };
-                if let Err(e) = Store::open(&self.store_dir).and_then(|s| s.set_cache(&cached)) {
+                // Validated by the download: the cache write does not validate it again.
+                if let Err(e) =
+                    Store::open(&self.store_dir).and_then(|s| s.set_cache_validated(&cached))
+                {
                     tracing::error!(error = %e, "cannot write the directory policy to the cache");
                 }
                 self.last = LastResult::Policy {
@@ -321,7 +325,7 @@ impl PolicySource for CacheSource {
             LastResult::NoPolicy { .. } => return Retrieval::NoPolicy,
             _ => {}
         }
-        let Some(c) = &view.cache else {
+        let Some(c) = view.cache.get() else {
             return Retrieval::NoPolicy;
         };
         let usable = ipsec_policy::validate(&c.set)
@@ -341,6 +345,7 @@ impl PolicySource for CacheSource {
                 Retrieval::Policy(Retrieved {
                     set: c.set.clone(),
                     policy: c.assigned,
+                    validated: true,
                 })
             }
             Err(e) => {

@@ -23,7 +23,7 @@
 //! references resolving to entries of the right class and GUID) and fails with
 //! [`DirectoryError::Malformed`] naming the entry; nothing here does I/O or panics on input.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ipsec_policy::{
     AuthMethod, DefaultResponseRule, FilterAction, FilterList, IsakmpPolicy, Policy, PolicySet,
@@ -32,6 +32,7 @@ use ipsec_policy::{
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::dn;
 use crate::error::{malformed, DirectoryError, Result};
 use crate::schema::*;
 
@@ -419,35 +420,60 @@ pub fn from_entries(policy_dn: &str, fetch: &mut Fetch<'_>) -> Result<(PolicySet
     let mut rules: BTreeMap<Uuid, Rule> = BTreeMap::new();
     let mut lists: Vec<FilterList> = Vec::new();
     let mut actions: Vec<FilterAction> = Vec::new();
+    // Normalized DN → GUID of the filter lists and actions read so far.
+    let mut seen: HashMap<String, Uuid> = HashMap::new();
     for nfa_dn in pe.values(ATTR_NFA_REF) {
         let ne = resolve(fetch, &pe, ATTR_NFA_REF, nfa_dn)?;
         let (rid, rver, rule): (_, _, Rule) = decode(&ne, CLASS_NFA)?;
         check_ids(&ne, rid, rver, rule.id, rule.version)?;
         check_digest(&pe, &head, &ne, CLASS_NFA, rid)?;
-        let fe = resolve(fetch, &ne, ATTR_FILTER_REF, ne.single(ATTR_FILTER_REF)?)?;
-        let (fid, fver, list): (_, _, FilterList) = decode(&fe, CLASS_FILTER)?;
-        check_ids(&fe, fid, fver, list.id, list.version)?;
-        check_digest(&pe, &head, &fe, CLASS_FILTER, fid)?;
-        if list.id != rule.filter_list {
+        // A filter list or action shared by several rules is read and checked once.
+        let fdn = ne.single(ATTR_FILTER_REF)?;
+        let fid = match seen.get(&dn::normalize(fdn)) {
+            Some(id) => *id,
+            None => {
+                let fe = resolve(fetch, &ne, ATTR_FILTER_REF, fdn)?;
+                let (fid, fver, list): (_, _, FilterList) = decode(&fe, CLASS_FILTER)?;
+                check_ids(&fe, fid, fver, list.id, list.version)?;
+                check_digest(&pe, &head, &fe, CLASS_FILTER, fid)?;
+                seen.insert(dn::normalize(fdn), fid);
+                if !lists.iter().any(|l| l.id == fid) {
+                    lists.push(list);
+                }
+                fid
+            }
+        };
+        if fid != rule.filter_list {
             return Err(malformed(
                 &ne.dn,
                 format!(
                     "{ATTR_FILTER_REF} names filter list {} but the rule uses {}",
-                    guid(list.id),
+                    guid(fid),
                     guid(rule.filter_list)
                 ),
             ));
         }
-        let ae = resolve(fetch, &ne, ATTR_NEGPOL_REF, ne.single(ATTR_NEGPOL_REF)?)?;
-        let (aid, aver, action): (_, _, FilterAction) = decode(&ae, CLASS_NEGPOL)?;
-        check_ids(&ae, aid, aver, action.id, action.version)?;
-        check_digest(&pe, &head, &ae, CLASS_NEGPOL, aid)?;
-        if action.id != rule.filter_action {
+        let adn = ne.single(ATTR_NEGPOL_REF)?;
+        let aid = match seen.get(&dn::normalize(adn)) {
+            Some(id) => *id,
+            None => {
+                let ae = resolve(fetch, &ne, ATTR_NEGPOL_REF, adn)?;
+                let (aid, aver, action): (_, _, FilterAction) = decode(&ae, CLASS_NEGPOL)?;
+                check_ids(&ae, aid, aver, action.id, action.version)?;
+                check_digest(&pe, &head, &ae, CLASS_NEGPOL, aid)?;
+                seen.insert(dn::normalize(adn), aid);
+                if !actions.iter().any(|a| a.id == aid) {
+                    actions.push(action);
+                }
+                aid
+            }
+        };
+        if aid != rule.filter_action {
             return Err(malformed(
                 &ne.dn,
                 format!(
                     "{ATTR_NEGPOL_REF} names filter action {} but the rule uses {}",
-                    guid(action.id),
+                    guid(aid),
                     guid(rule.filter_action)
                 ),
             ));
@@ -457,12 +483,6 @@ pub fn from_entries(policy_dn: &str, fetch: &mut Fetch<'_>) -> Result<(PolicySet
                 &pe.dn,
                 format!("rule {} is named twice", guid(rid)),
             ));
-        }
-        if !lists.iter().any(|l| l.id == fid) {
-            lists.push(list);
-        }
-        if !actions.iter().any(|a| a.id == aid) {
-            actions.push(action);
         }
     }
     let mut ordered = Vec::with_capacity(head.rules.len());

@@ -180,7 +180,7 @@ fn read_store(dir: &Path) -> Result<StoreView, StoreError> {
                 let dir = cache_dir.clone();
                 CacheView::lazy(move || {
                     with_store(&dir, Store::cache).unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "the cached directory policy is unusable; skipped");
+                        tracing::error!(error = %e, "the cached directory policy is corrupt; skipped");
                         None
                     })
                 })

@@ -719,6 +719,8 @@ impl Agent {
                     self.enter_block(fx);
                     return Err(ApplyError::Persistent(e));
                 }
+                // The kernel holds the persistent policy alone, not `self.desired`.
+                self.spd_exact = false;
             }
             self.step(Step::ApplyPersistent(persistent_state.is_some()));
         }

@@ -10,19 +10,27 @@
 //! not decode or validate is reported and skipped. When the directory answers that no
 //! policy is assigned, the cache is cleared and the local policy applies.
 //!
-//! A malformed directory policy is logged with the entry at fault and the last good policy
-//! (in memory, else the cache) stays. Not here: the LDAP details (`ipsec-directory`).
+//! A policy read while it is being published does not match the component digests its
+//! head records ([`DirectoryError::Inconsistent`]): it is read again a few times, then
+//! handled like a malformed one. A malformed directory policy is logged with the entry at
+//! fault and the last good policy (in memory, else the cache) stays. Not here: the LDAP details (`ipsec-directory`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ipsec_directory::{Client, DirectoryConfig, Fingerprint, Resolution};
+use ipsec_directory::{Client, DirectoryConfig, DirectoryError, Fingerprint, Resolution};
 use ipsec_policy::store::{CachedPolicy, DirectorySource as CacheOrigin};
 use ipsec_policy::Store;
 use serde::Serialize;
 
 use crate::service::{Agent, PolicySource, PolicyState, Retrieval, Retrieved, StoreView};
+
+/// How often a poll reads again a policy that is being published
+/// ([`DirectoryError::Inconsistent`]).
+const INCONSISTENT_RETRIES: usize = 5;
+/// The pause before reading it again.
+const INCONSISTENT_PAUSE: Duration = Duration::from_millis(100);
 
 /// The last good directory policy.
 #[derive(Debug, Clone)]
@@ -192,7 +200,17 @@ impl DirectoryState {
             }
         }
         let started = Instant::now();
-        match client.download(&policy_dn) {
+        // A publish in progress shows as an inconsistent policy: read again a few times
+        // before keeping the last good one until the next poll.
+        let mut downloaded = client.download(&policy_dn);
+        for _ in 0..INCONSISTENT_RETRIES {
+            if !matches!(downloaded, Err(DirectoryError::Inconsistent { .. })) {
+                break;
+            }
+            std::thread::sleep(INCONSISTENT_PAUSE);
+            downloaded = client.download(&policy_dn);
+        }
+        match downloaded {
             Ok(d) => {
                 tracing::info!(
                     dn = %d.dn,
@@ -204,6 +222,7 @@ impl DirectoryState {
                 let retrieved = Retrieved {
                     set: d.set.clone(),
                     policy: d.id,
+                    validated: true,
                 };
                 let cached = CachedPolicy {
                     source: CacheOrigin {
@@ -214,7 +233,10 @@ impl DirectoryState {
                     assigned: d.id,
                     set: d.set,
                 };
-                if let Err(e) = Store::open(&self.store_dir).and_then(|s| s.set_cache(&cached)) {
+                // Validated by the download: the cache write does not validate it again.
+                if let Err(e) =
+                    Store::open(&self.store_dir).and_then(|s| s.set_cache_validated(&cached))
+                {
                     tracing::error!(error = %e, "cannot write the directory policy to the cache");
                 }
                 self.last = LastResult::Policy {
@@ -303,7 +325,7 @@ impl PolicySource for CacheSource {
             LastResult::NoPolicy { .. } => return Retrieval::NoPolicy,
             _ => {}
         }
-        let Some(c) = &view.cache else {
+        let Some(c) = view.cache.get() else {
             return Retrieval::NoPolicy;
         };
         let usable = ipsec_policy::validate(&c.set)
@@ -323,6 +345,7 @@ impl PolicySource for CacheSource {
                 Retrieval::Policy(Retrieved {
                     set: c.set.clone(),
                     policy: c.assigned,
+                    validated: true,
                 })
             }
             Err(e) => {

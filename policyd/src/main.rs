@@ -27,7 +27,7 @@ use ipsec_policy::{Location, Store, StoreError};
 use pfkey::KernelInterface;
 
 use crate::boot::Firewall;
-use crate::service::{Agent, Effects, StoreView};
+use crate::service::{Agent, CacheView, Effects, StoreView};
 use crate::supervise::Supervisor;
 
 const USAGE: &str = "usage: policyd [--boot] [--store DIR] [--pid-file PATH] [--ikd PATH|--no-ikd]
@@ -153,23 +153,12 @@ fn run_nft(nft: &Path, script: &str) -> Result<(), String> {
 
 /// Opens the store, reads everything the agent needs and closes it; retries for a moment
 /// when ipsecadm holds the file.
-fn read_store(dir: &Path) -> Result<StoreView, StoreError> {
+/// Opens the store and runs `f` on it, retrying for 2 s while another process (ipsecadm)
+/// holds it.
+fn with_store<T>(dir: &Path, f: impl Fn(&Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
     let mut attempt = 0;
     loop {
-        let result = Store::open(dir).and_then(|s| {
-            Ok(StoreView {
-                settings: s.settings()?,
-                local: s.location(Location::Local)?,
-                persistent: s.location(Location::Persistent)?,
-                // A corrupt cache is reported and skipped (the local policy applies), never
-                // a reason to refuse the whole store.
-                cache: s.cache().unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "the cached directory policy is corrupt; skipped");
-                    None
-                }),
-            })
-        });
-        match result {
+        match Store::open(dir).and_then(|s| f(&s)) {
             Err(StoreError::Database { .. }) if attempt < 20 => {
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(100));
@@ -177,6 +166,28 @@ fn read_store(dir: &Path) -> Result<StoreView, StoreError> {
             other => return other,
         }
     }
+}
+
+fn read_store(dir: &Path) -> Result<StoreView, StoreError> {
+    let cache_dir = dir.to_path_buf();
+    with_store(dir, |s| {
+        Ok(StoreView {
+            settings: s.settings()?,
+            local: s.location(Location::Local)?,
+            persistent: s.location(Location::Persistent)?,
+            // Read when a source asks for it. A corrupt cache is reported and skipped (the
+            // local policy applies), never a reason to refuse the whole store.
+            cache: {
+                let dir = cache_dir.clone();
+                CacheView::lazy(move || {
+                    with_store(&dir, Store::cache).unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "the cached directory policy is corrupt; skipped");
+                        None
+                    })
+                })
+            },
+        })
+    })
 }
 
 /// Events of the service loop.

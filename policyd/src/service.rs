@@ -35,9 +35,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ipsec_agent::{apply, compile, CompileOptions, DesiredState, ReqidKey};
+use ipsec_agent::apply::execute;
+use ipsec_agent::{apply, compile, plan, CompileOptions, DesiredState, ReqidKey};
 use ipsec_policy::settings::BootMode;
 use ipsec_policy::store::CachedPolicy;
 use ipsec_policy::{InterfaceSnapshot, LocationContents, Policy, PolicySet, Settings, StoreError};
@@ -60,7 +61,70 @@ pub(crate) struct StoreView {
     /// The persistent location.
     pub(crate) persistent: LocationContents,
     /// The cached directory policy.
-    pub(crate) cache: Option<CachedPolicy>,
+    pub(crate) cache: CacheView,
+}
+
+/// The cached directory policy, decoded only when a source asks for it: the cache source
+/// needs it only when the directory cannot deliver, and decoding a large policy costs more
+/// than a whole unchanged poll.
+pub(crate) struct CacheView {
+    load: Option<Box<dyn Fn() -> Option<CachedPolicy>>>,
+    cell: std::cell::OnceCell<Option<CachedPolicy>>,
+}
+
+impl CacheView {
+    /// A cache read from the store by `load` when first asked for.
+    pub(crate) fn lazy(load: impl Fn() -> Option<CachedPolicy> + 'static) -> Self {
+        Self {
+            load: Some(Box::new(load)),
+            cell: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The cached policy (`None`: none, or unusable).
+    pub(crate) fn get(&self) -> Option<&CachedPolicy> {
+        self.cell
+            .get_or_init(|| self.load.as_ref().and_then(|f| f()))
+            .as_ref()
+    }
+}
+
+impl From<Option<CachedPolicy>> for CacheView {
+    fn from(c: Option<CachedPolicy>) -> Self {
+        Self {
+            load: None,
+            cell: std::cell::OnceCell::from(c),
+        }
+    }
+}
+
+impl Clone for CacheView {
+    fn clone(&self) -> Self {
+        match self.cell.get() {
+            Some(c) => c.clone().into(),
+            None => Self {
+                load: None,
+                cell: std::cell::OnceCell::from(self.get().cloned()),
+            },
+        }
+    }
+}
+
+impl PartialEq for CacheView {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for CacheView {}
+
+impl fmt::Debug for CacheView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cell.get() {
+            Some(c) => f.debug_tuple("CacheView").field(c).finish(),
+            None => f.write_str("CacheView(not read yet)"),
+        }
+    }
 }
 
 /// The agent's side effects. Each method is one step the tests can record.
@@ -132,6 +196,10 @@ pub(crate) struct Retrieved {
     pub(crate) set: PolicySet,
     /// The policy's GUID in `set`.
     pub(crate) policy: Uuid,
+    /// The source has validated `set` ([`ipsec_policy::validate`]; the directory client
+    /// validates each download, the cache source the cached copy): compiling it does not
+    /// validate it again.
+    pub(crate) validated: bool,
 }
 
 /// What a source answered.
@@ -218,6 +286,7 @@ impl PolicySource for LocalSource {
             Some(id) if view.local.set.policy(id).is_some() => Retrieval::Policy(Retrieved {
                 set: view.local.set.clone(),
                 policy: id,
+                validated: false,
             }),
             Some(id) => Retrieval::Failed(format!("assigned policy {{{id}}} is missing")),
         }
@@ -304,6 +373,9 @@ pub(crate) struct Agent {
     desired: Option<DesiredState>,
     /// The connections of the ikd.conf generated last, for `match-negotiation`.
     negotiation: ikdconf::NegotiationIndex,
+    /// Whether the owned kernel policies are exactly `desired` (nothing installed or removed
+    /// outside an apply since): the next apply plans against it instead of a kernel dump.
+    spd_exact: bool,
     /// The default response rule's dynamic filters, by peer (kept through applies).
     dynamic: BTreeMap<std::net::IpAddr, Vec<pfkey::Policy>>,
     steps: Vec<Step>,
@@ -357,6 +429,7 @@ impl Agent {
             applied: None,
             desired: None,
             negotiation: ikdconf::NegotiationIndex::default(),
+            spd_exact: false,
             dynamic: BTreeMap::new(),
             steps: Vec::new(),
             exemptions: None,
@@ -452,6 +525,7 @@ impl Agent {
             v.push(Retrieved {
                 set: view.persistent.set.clone(),
                 policy: id,
+                validated: false,
             });
         }
         v.extend(found.cloned());
@@ -476,7 +550,9 @@ impl Agent {
             .set
             .policy(r.policy)
             .ok_or_else(|| format!("policy {{{}}} is missing", r.policy))?;
-        ipsec_policy::validate(&r.set).map_err(|e| e.to_string())?;
+        if !r.validated {
+            ipsec_policy::validate(&r.set).map_err(|e| e.to_string())?;
+        }
         compile(
             &r.set,
             policy,
@@ -518,10 +594,41 @@ impl Agent {
         Ok(merged)
     }
 
-    fn apply_state(&self, fx: &mut dyn Effects, d: &DesiredState) -> Result<(), String> {
-        apply(fx.kernel(), d, &self.ownership)
-            .map(|report| tracing::info!(?report, "kernel policies applied"))
-            .map_err(|e| e.to_string())
+    /// Applies `d` to the kernel. When the owned kernel policies are known to be exactly the
+    /// last applied state ([`Agent::spd_exact`]) the plan is made against that state instead
+    /// of a dump of the whole SPD (tens of thousands of policies for a large policy); if that
+    /// plan fails in the kernel (something changed behind the agent's back) it was rolled
+    /// back, and the apply is redone against a dump.
+    fn apply_state(&mut self, fx: &mut dyn Effects, d: &DesiredState) -> Result<(), String> {
+        let started = Instant::now();
+        let exact = self.spd_exact;
+        self.spd_exact = false;
+        if let (true, Some(prev)) = (exact, &self.desired) {
+            let installed: Vec<pfkey::Policy> = prev.policies().cloned().collect();
+            match plan(&installed, d, &self.ownership)
+                .and_then(|changes| execute(fx.kernel(), &changes))
+            {
+                Ok(report) => {
+                    tracing::info!(
+                        ?report,
+                        ms = started.elapsed().as_millis() as u64,
+                        "kernel policies applied (planned against the last applied state)"
+                    );
+                    self.spd_exact = true;
+                    return Ok(());
+                }
+                Err(e) => tracing::warn!(error = %e,
+                    "applying against the last applied state failed; re-planning against the kernel"),
+            }
+        }
+        let report = apply(fx.kernel(), d, &self.ownership).map_err(|e| e.to_string())?;
+        tracing::info!(
+            ?report,
+            ms = started.elapsed().as_millis() as u64,
+            "kernel policies applied"
+        );
+        self.spd_exact = true;
+        Ok(())
     }
 
     fn enter_block(&mut self, fx: &mut dyn Effects) {
@@ -550,6 +657,7 @@ impl Agent {
         if self.exemptions.as_ref() == Some(&desired) {
             return;
         }
+        self.spd_exact = false;
         match apply_exemptions(fx.kernel(), &desired) {
             Ok(r) => {
                 tracing::info!(
@@ -574,6 +682,7 @@ impl Agent {
         let persistent = view.persistent.assigned.map(|id| Retrieved {
             set: view.persistent.set.clone(),
             policy: id,
+            validated: false,
         });
         let (found, trail) = retrieve(&self.sources, view);
         for (name, r) in &trail {
@@ -616,6 +725,8 @@ impl Agent {
                     self.enter_block(fx);
                     return Err(ApplyError::Persistent(e));
                 }
+                // The kernel holds the persistent policy alone, not `self.desired`.
+                self.spd_exact = false;
             }
             self.step(Step::ApplyPersistent(persistent_state.is_some()));
         }
@@ -795,6 +906,7 @@ impl Agent {
             return Err(FallBackError::NotAllowed(peer));
         }
         let mut installed = 0;
+        self.spd_exact = false;
         for p in &soft {
             fx.kernel()
                 .update_policy(p)
@@ -888,6 +1000,7 @@ impl Agent {
                 pfkey::TemplateLevel::Use,
             ),
         ];
+        self.spd_exact = false;
         for p in &policies {
             fx.kernel().update_policy(p).map_err(|e| e.to_string())?;
         }
@@ -917,6 +1030,7 @@ impl Agent {
         let Some(policies) = self.dynamic.remove(&peer) else {
             return Ok(0);
         };
+        self.spd_exact = false;
         let mut n = 0;
         for p in &policies {
             match fx.kernel().delete_policy(&p.id) {

@@ -10,39 +10,23 @@
 //! `bench_10k_filters` (skipped by tests/run; `tests/bench/directory` runs it) prints the
 //! benchmark figures.
 
-#[path = "../../pfkey/tests/support/mod.rs"]
 mod support;
 
 #[path = "../directory/tests/support/slapd.rs"]
 mod slapd;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipsec_directory::{Client, DirectoryConfig};
 use ipsec_policy::defaults::SECURE_SERVER;
 use ipsec_policy::{Endpoint, Filter, Location, PolicySet, Protocol, Store};
-use support::{ip_in, Hosts, IP};
+use support::agent::{wait_until, xfrm_policies, Agent};
+use support::Hosts;
 use uuid::Uuid;
 
-const POLICYD: &str = env!("CARGO_BIN_EXE_policyd");
 const OU: &str = "ou=Servers,dc=example,dc=org";
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
-}
-
-fn xfrm_policies(ns: &str) -> String {
-    String::from_utf8_lossy(&ip_in(ns, &["xfrm", "policy"]).stdout).into_owned()
-}
 
 fn xfrm_count(ns: &str) -> usize {
     xfrm_policies(ns)
@@ -75,16 +59,16 @@ impl Lab {
         }
     }
     fn store_dir(&self) -> PathBuf {
-        self.dir.path().join("store")
+        support::agent::store_dir(self.dir.path())
     }
     fn run_dir(&self) -> PathBuf {
-        self.dir.path().join("run")
+        support::agent::run_dir(self.dir.path())
     }
     fn client(&self) -> Client {
         Client::connect(&DirectoryConfig::load(&self.config).expect("config")).expect("connect")
     }
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("policyd.log")).unwrap_or_default()
+        support::agent::log(self.dir.path())
     }
     fn status(&self) -> serde_json::Value {
         std::fs::read_to_string(self.run_dir().join("status.json"))
@@ -100,67 +84,14 @@ impl Lab {
     }
     fn agent(&self, ns: &str) -> Agent {
         let _ = std::fs::remove_file(self.run_dir().join("status.json"));
-        let log = std::fs::File::create(self.dir.path().join("policyd.log")).expect("log");
-        let pid_file = self.dir.path().join("policyd.pid");
-        let _ = std::fs::remove_file(&pid_file);
-        let child = Command::new(IP)
-            .args(["netns", "exec", ns, POLICYD, "--store"])
-            .arg(self.store_dir())
-            .arg("--pid-file")
-            .arg(&pid_file)
-            .arg("--run-dir")
-            .arg(self.run_dir())
-            .arg("--directory")
-            .arg(&self.config)
-            .args(["--poll-interval", "1", "--no-ikd"])
-            .env("RUST_LOG", "policyd=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn policyd");
-        assert!(
-            wait_until(Duration::from_secs(30), || pid_file.exists()),
-            "no pid file:\n{}",
-            self.log()
-        );
-        Agent { child: Some(child) }
-    }
-}
-
-struct Agent {
-    child: Option<Child>,
-}
-
-impl Agent {
-    /// `ipsecadm dynamic refresh`: SIGHUP.
-    fn refresh(&self) {
-        if let Some(c) = &self.child {
-            let _ = Command::new("kill")
-                .args(["-HUP", &c.id().to_string()])
-                .status();
-        }
-    }
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.stop();
+        let args: Vec<OsString> = vec![
+            "--directory".into(),
+            self.config.clone().into(),
+            "--poll-interval".into(),
+            "1".into(),
+            "--no-ikd".into(),
+        ];
+        Agent::start(ns, self.dir.path(), &args, Duration::from_secs(30))
     }
 }
 
@@ -288,8 +219,13 @@ fn bench_10k_filters() {
     let s = slapd::Slapd::start();
     let lab = Lab::new(&s);
     let mut c = lab.client();
-    let base = with_filters(&lab.set, lab.id, 10_000 - 1, 10000);
-    let total: usize = base.filter_lists.iter().map(|l| l.filters.len()).sum();
+    // 10,000 filters: 3,000 negotiated, the rest permitted (slapd::bench_policy).
+    let base = slapd::bench_policy(
+        &lab.set,
+        lab.id,
+        10_000 - slapd::filters_of(&lab.set, lab.id),
+    );
+    let total = slapd::filters_of(&base, lab.id);
     let dn = c.publish(&base, lab.id).expect("publish");
     c.assign(OU, Some(&dn)).expect("assign");
 
@@ -370,5 +306,36 @@ fn bench_10k_filters() {
     );
     println!("bench: publish of the changed policy: {publish_ms:.1} ms");
     println!("bench: kernel policies {before} -> {after}; the agent's directory poll (connect, assignment, download, validate, cache write): {poll_ms:.1} ms");
+    // policyd's own spans of the change (download+validate, kernel apply), from its log.
+    let log = strip_ansi(&lab.log());
+    let spans: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("ms=")
+                && (l.contains("downloaded and validated") || l.contains("kernel policies applied"))
+        })
+        .collect();
+    for l in spans.iter().rev().take(2).rev() {
+        let at = l.find("policyd::").unwrap_or(0);
+        println!("bench: policyd: {}", &l[at..]);
+    }
     println!("bench: change in the directory -> last kernel policy installed (publish, then refresh as ipsecadm dynamic refresh does; status.json checked every 20 ms): {apply_ms:.1} ms (target < 2000 ms)");
+}
+
+/// `text` without ANSI escape sequences (policyd's log is coloured).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

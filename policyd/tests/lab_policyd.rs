@@ -2,14 +2,14 @@
 //! temporary store prepared through the `ipsec-policy` API. Run with
 //! `tests/lab/run-tests -p policyd`.
 
-#[path = "../../pfkey/tests/support/mod.rs"]
 mod support;
 // Two linked netdevsim ports between h1 and h2 (shared with ikd's lab tests).
 #[path = "../../ikd/tests/netdevsim/mod.rs"]
 mod netdevsim;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipsec_policy::defaults::{default_store, LAB_ANDY, SECURE_SERVER};
@@ -18,25 +18,9 @@ use ipsec_policy::{
     Action, ConnectionType, Endpoint, Filter, FilterList, Location, PolicySet, Protocol, Rule,
     Store,
 };
+use support::agent::{wait_until, xfrm_policies, Agent, POLICYD};
 use support::{ip_in, ping, run_in, run_in_ok, Hosts, IP};
 use uuid::Uuid;
-
-const POLICYD: &str = env!("CARGO_BIN_EXE_policyd");
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
-}
-
-fn xfrm_policies(ns: &str) -> String {
-    String::from_utf8_lossy(&ip_in(ns, &["xfrm", "policy"]).stdout).into_owned()
-}
 
 fn nft_table(ns: &str) -> Option<String> {
     let out = run_in(ns, "nft", &["list", "table", "inet", "ipsec_boot"]);
@@ -106,7 +90,7 @@ impl Setup {
         }
     }
     fn store_dir(&self) -> PathBuf {
-        self.dir.path().join("store")
+        support::agent::store_dir(self.dir.path())
     }
     fn store(&self) -> Store {
         Store::open(&self.store_dir()).expect("store")
@@ -175,7 +159,7 @@ impl Setup {
         self.dir.path().join("policyd.pid")
     }
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("policyd.log")).unwrap_or_default()
+        support::agent::log(self.dir.path())
     }
 
     fn boot(&self, ns: &str) {
@@ -193,76 +177,13 @@ impl Setup {
 
     /// Starts the agent in `ns`.
     fn agent(&self, ns: &str, ikd: Option<&Path>) -> Agent {
-        let log = std::fs::File::create(self.dir.path().join("policyd.log")).expect("log");
-        let mut cmd = Command::new(IP);
-        cmd.args(["netns", "exec", ns, POLICYD, "--store"])
-            .arg(self.store_dir())
-            .arg("--pid-file")
-            .arg(self.pid_file())
-            .arg("--run-dir")
-            .arg(self.dir.path().join("run"))
-            .arg("--control-dir")
-            .arg(self.control_dir())
-            .args(["--poll-interval", "1"])
-            .env("RUST_LOG", "policyd=debug,ikd=info")
-            .stdout(Stdio::null())
-            .stderr(log);
+        let mut args: Vec<OsString> = vec!["--control-dir".into(), self.control_dir().into()];
+        args.extend(["--poll-interval".into(), "1".into()]);
         match ikd {
-            Some(p) => cmd.arg("--ikd").arg(p),
-            None => cmd.arg("--no-ikd"),
-        };
-        // `ip netns exec` execs policyd: the child's PID is policyd's.
-        let child = cmd.spawn().expect("spawn policyd");
-        let pid_file = self.pid_file();
-        assert!(
-            wait_until(Duration::from_secs(15), || pid_file.exists()),
-            "no pid file:\n{}",
-            self.log()
-        );
-        Agent { child: Some(child) }
-    }
-}
-
-struct Agent {
-    child: Option<Child>,
-}
-
-impl Agent {
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill {sig} {}", self.pid());
-    }
-    /// SIGTERM and wait; true when it exited 0 within 10 s.
-    fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else {
-            return true;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            Some(p) => args.extend(["--ikd".into(), p.into()]),
+            None => args.push("--no-ikd".into()),
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.stop();
+        Agent::start(ns, self.dir.path(), &args, Duration::from_secs(15))
     }
 }
 
@@ -1182,7 +1103,7 @@ fn a_quick_mode_for_traffic_the_policy_blocks_is_refused_after_asking_policyd() 
 }
 
 /// A child process of the test (by its PID), killed and reaped on drop.
-struct KillOnDrop(Child);
+struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

@@ -1,5 +1,6 @@
 //! `cargo bench -p ipsec-agent --bench apply_10k`: the agent's phases on a policy of
-//! 10,004 filters (the LDAP lab benchmark's shape: mirrored "my address" ↔ host TCP
+//! 10,004 filters (2,999 added to a negotiating rule, 7,000 on a permit rule: each negotiated
+//! filter takes one of the 4,096 owned reqids) (the LDAP lab benchmark's shape: mirrored "my address" ↔ host TCP
 //! filters, two local addresses, ~40,000 kernel policies) against the in-memory kernel, then a change adding 4
 //! filters. Prints each phase in milliseconds and, as a peer measured in the same run, the
 //! time to dump (clone) the same number of policies from the in-memory kernel.
@@ -10,8 +11,8 @@ use std::time::Instant;
 use ipsec_agent::{apply, compile, plan, CompileOptions};
 use ipsec_policy::defaults::{default_store, SECURE_SERVER};
 use ipsec_policy::{
-    validate, Endpoint, Filter, InterfaceAddress, InterfaceKind, InterfaceSnapshot, PolicySet,
-    Protocol,
+    validate, Action, Endpoint, Filter, FilterList, InterfaceAddress, InterfaceKind,
+    InterfaceSnapshot, PolicySet, Protocol, Rule,
 };
 use pfkey::memory::MemoryKernel;
 use pfkey::{KernelInterface, Ownership};
@@ -49,6 +50,54 @@ fn with_filters(set: &PolicySet, n: usize, first: usize) -> PolicySet {
     set
 }
 
+/// How many filters are negotiated: each filter of a negotiating rule takes a reqid of its
+/// own of the 4,096 owned, so the rest of the 10,000 go to a permit rule.
+const NEGOTIATED: usize = 3_000;
+
+/// Adds filters `first..first + n` (hosts from 198.51.100.(first / 40)) on a new filter list
+/// of a new permit rule of the Secure Server policy.
+fn with_permitted(set: &PolicySet, n: usize, first: usize) -> PolicySet {
+    let mut set = with_filters(set, n, first);
+    let policy = set.policy_by_name(SECURE_SERVER).expect("policy").clone();
+    let rule0 = policy.rules.first().expect("rule").clone();
+    // with_filters appended them to the first rule's list: move them to a list of their own.
+    let moved: Vec<Filter> = {
+        let l = set
+            .filter_lists
+            .iter_mut()
+            .find(|l| l.id == rule0.filter_list)
+            .expect("list");
+        let keep = l.filters.len() - n;
+        l.version -= 1;
+        l.filters.split_off(keep)
+    };
+    let permit = set
+        .filter_actions
+        .iter()
+        .find(|a| a.action == Action::Permit)
+        .expect("permit action")
+        .id;
+    let list = FilterList {
+        id: Uuid::from_u128(0xbe4c_1111_0000),
+        version: 1,
+        name: "Benchmark: permitted hosts".into(),
+        description: String::new(),
+        filters: moved,
+    };
+    let rule = Rule {
+        id: Uuid::from_u128(0xbe4c_2222_0000),
+        name: "Benchmark: permit".into(),
+        filter_list: list.id,
+        filter_action: permit,
+        ..rule0
+    };
+    set.filter_lists.push(list);
+    if let Some(p) = set.policies.iter_mut().find(|p| p.id == policy.id) {
+        p.rules.push(rule);
+    }
+    set
+}
+
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
@@ -67,8 +116,10 @@ fn main() {
         ..Default::default()
     };
     let ownership = Ownership::default();
-    let base = with_filters(&default_store(), 9_999, 0);
-    let changed = with_filters(&base, 4, 9_999);
+    let defaults = default_store();
+    let negotiated = with_filters(&defaults, NEGOTIATED - 1, 0);
+    let base = with_permitted(&negotiated, 10_000 - NEGOTIATED, NEGOTIATED);
+    let changed = with_filters(&base, 4, 10_000);
     let policy = |set: &PolicySet| set.policy_by_name(SECURE_SERVER).expect("policy").clone();
     let filters: usize = base
         .filter_lists

@@ -1,5 +1,5 @@
-//! Benchmark of the directory client on the host (no kernel): a policy of 10,000 filters in
-//! a throwaway slapd. Prints the unchanged poll (change detection) against `ldapsearch` of
+//! Benchmark of the directory client on the host (no kernel): a policy of 10,000 filters
+//! (`slapd::bench_policy`: 3,000 negotiated, the rest permitted) in a throwaway slapd. Prints the unchanged poll (change detection) against `ldapsearch` of
 //! the same version attributes, and the full download + map + validate against `ldapsearch`
 //! of the whole container. `cargo run --release -p ipsec-directory --example bench`;
 //! tests/bench/directory runs it and the kernel-lab part.
@@ -11,32 +11,6 @@ use std::time::Instant;
 
 use ipsec_directory::{Client, DirectoryConfig};
 use ipsec_policy::defaults::SECURE_SERVER;
-use ipsec_policy::{Endpoint, Filter, PolicySet, Protocol};
-use uuid::Uuid;
-
-fn with_filters(set: &PolicySet, id: Uuid, n: usize) -> Option<PolicySet> {
-    let mut set = set.clone();
-    let list = set.policy(id)?.rules.first()?.filter_list;
-    let l = set.filter_lists.iter_mut().find(|l| l.id == list)?;
-    for i in 0..n {
-        let ip = std::net::Ipv4Addr::from(
-            u32::from(std::net::Ipv4Addr::new(198, 51, 100, 0)) + (i as u32 / 40),
-        );
-        l.filters.push(Filter {
-            id: Uuid::new_v4(),
-            version: 1,
-            description: String::new(),
-            source: Endpoint::MyAddress,
-            destination: ip.to_string().parse().ok()?,
-            mirrored: true,
-            protocol: Protocol::TCP,
-            source_port: 0,
-            destination_port: 10000 + (i % 40) as u16,
-        });
-    }
-    l.version += 1;
-    Some(set)
-}
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
@@ -56,8 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .policy_by_name(SECURE_SERVER)
         .ok_or("no default policy")?
         .id;
-    let set = with_filters(&defaults, id, 10_000 - 1).ok_or("cannot build the policy")?;
-    let filters: usize = set.filter_lists.iter().map(|l| l.filters.len()).sum();
+    let set = slapd::bench_policy(&defaults, id, 10_000 - slapd::filters_of(&defaults, id));
+    let filters = slapd::filters_of(&set, id);
     let t = Instant::now();
     let dn = c.publish(&set, id)?;
     println!(

@@ -324,10 +324,37 @@ impl Client {
             .base(&pdn, &[ATTR_NFA_REF])?
             .map(|e| e.values(ATTR_NFA_REF).to_vec())
             .unwrap_or_default();
-        // Components first, the policy last: a reader never sees the new policy with
-        // missing components.
-        for e in entries.iter().skip(1).chain(entries.first()) {
-            self.write_entry(e)?;
+        // Atomic for a reader: the components first, then the heads of other policies
+        // sharing a changed component, and this policy's head last, each head in one modify.
+        // A head records the digest of every component it was published with, and a
+        // download that reads a component not matching its head is rejected as inconsistent
+        // (the reader keeps its last good policy and reads again at the next poll): it gets
+        // either the whole old policy or the whole new one.
+        let mut shared: Vec<(String, Uuid, String)> = Vec::new();
+        for e in entries.iter().skip(1) {
+            for owner in self.write_entry(e)? {
+                if dn::same(&owner, &pdn) {
+                    continue;
+                }
+                let class = mapping::component_class(e).unwrap_or_default();
+                let cid = mapping::parse_guid(&e.dn, e.single(ATTR_ID)?)?;
+                let d = mapping::digest(class, e.single(ATTR_DATA)?);
+                shared.push((owner, cid, d));
+            }
+        }
+        for (owner, cid, d) in shared {
+            let Some(head) = self.base(&owner, &[ATTR_DATA])? else {
+                continue; // an owner deleted since: nothing to keep consistent
+            };
+            if let Some(data) = mapping::redigest(&head, cid, &d)? {
+                self.modify(
+                    &owner,
+                    vec![Mod::Replace(ATTR_DATA.into(), HashSet::from([data]))],
+                )?;
+            }
+        }
+        if let Some(head) = entries.first() {
+            self.write_entry(head)?;
         }
         let new: HashSet<String> = entries.iter().map(|e| dn::normalize(&e.dn)).collect();
         for r in old_rules {
@@ -342,9 +369,19 @@ impl Client {
         Ok(pdn)
     }
 
+    fn modify(&mut self, dn: &str, mods: Vec<Mod<String>>) -> Result<()> {
+        self.conn
+            .modify(dn, mods)
+            .map_err(Self::ldap_err(dn, "modify"))?
+            .success()
+            .map_err(Self::ldap_err(dn, "modify"))?;
+        Ok(())
+    }
+
     /// Adds the entry, or modifies only the attributes that differ (an unchanged object
-    /// keeps its entryCSN, so republishing it marks no policy changed).
-    fn write_entry(&mut self, e: &Entry) -> Result<()> {
+    /// keeps its entryCSN, so republishing it marks no policy changed). Returns the owners
+    /// the entry had when its `ipsecData` changed (empty otherwise).
+    fn write_entry(&mut self, e: &Entry) -> Result<Vec<String>> {
         let existing = self.base(&e.dn, &["*"])?;
         match existing {
             None => {
@@ -395,16 +432,16 @@ impl Client {
                     }
                 }
                 if mods.is_empty() {
-                    return Ok(());
+                    return Ok(Vec::new());
                 }
-                self.conn
-                    .modify(&e.dn, mods)
-                    .map_err(Self::ldap_err(&e.dn, "modify"))?
-                    .success()
-                    .map_err(Self::ldap_err(&e.dn, "modify"))?;
+                let data_changed = e.values(ATTR_DATA) != old.values(ATTR_DATA);
+                self.modify(&e.dn, mods)?;
+                if data_changed {
+                    return Ok(old.values(ATTR_OWNERS).to_vec());
+                }
             }
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     fn modify_container(&mut self, container: &str, mut mods: Vec<Mod<String>>) -> Result<()> {

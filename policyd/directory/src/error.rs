@@ -38,6 +38,15 @@ pub enum DirectoryError {
         /// What is wrong.
         reason: String,
     },
+    /// The entries read do not form the policy as one publish wrote it (a publish in
+    /// progress, or a component changed by hand): the last good policy stays.
+    #[error("directory policy {dn:?} is inconsistent: {reason}")]
+    Inconsistent {
+        /// The policy entry.
+        dn: String,
+        /// Which component differs.
+        reason: String,
+    },
     /// The downloaded policy does not validate as a whole.
     #[error("directory policy {dn:?} is invalid: {reason}")]
     Invalid {

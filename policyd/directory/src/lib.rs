@@ -4,11 +4,13 @@
 //! - [`mapping`]: policy model ↔ directory entries (pure; malformed entries are errors).
 //! - [`precedence`]: which container's assignment applies to a host (pure).
 //! - [`config`]: the configuration file shared by policyd and ipsecadm.
-//! - [`client`]: the ldap3 client: bind, assignment, change detection, download, publish.
+//! - [`client`]: the ldap3 client: bind, assignment, change detection, download, publish
+//!   (crate feature `client`, on by default).
 //!
 //! Not here: the local cache and the apply, which policyd's directory source does with
 //! [`ipsec_policy::store::Store::set_cache`] and the agent.
 
+#[cfg(feature = "client")]
 pub mod client;
 pub mod config;
 pub mod dn;
@@ -17,6 +19,7 @@ pub mod mapping;
 pub mod precedence;
 pub mod schema;
 
+#[cfg(feature = "client")]
 pub use client::{Client, Downloaded, Fingerprint};
 pub use config::DirectoryConfig;
 pub use error::DirectoryError;

@@ -23,7 +23,7 @@
 //! references resolving to entries of the right class and GUID) and fails with
 //! [`DirectoryError::Malformed`] naming the entry; nothing here does I/O or panics on input.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ipsec_policy::{
     AuthMethod, DefaultResponseRule, FilterAction, FilterList, IsakmpPolicy, Policy, PolicySet,
@@ -32,6 +32,7 @@ use ipsec_policy::{
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::dn;
 use crate::error::{malformed, DirectoryError, Result};
 use crate::schema::*;
 
@@ -121,6 +122,50 @@ struct PolicyData {
     polling_interval_minutes: u32,
     rules: Vec<Uuid>,
     default_response: DefaultResponseRule,
+    /// The digest ([`digest`]) of every component entry this version of the policy was
+    /// published with, by `{GUID}`: what makes a publish atomic for a reader.
+    components: BTreeMap<String, String>,
+}
+
+/// The digest of an entry's content as published: SHA-256 over its object class and
+/// `ipsecData`, in hex. The data carries the object's GUID, version and the GUIDs it refers
+/// to, and [`from_entries`] checks the attributes against it, so equal digests mean equal
+/// objects.
+pub fn digest(class: &str, data: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(class.as_bytes());
+    h.update([0u8]);
+    h.update(data.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The digest of a component entry built by [`to_entries`] (`None`: no `ipsecData`).
+fn entry_digest(e: &Entry, class: &str) -> Option<String> {
+    e.values(ATTR_DATA).first().map(|d| digest(class, d))
+}
+
+/// Replaces the digest recorded for component `component` in a policy entry's `ipsecData`
+/// (`Ok(None)`: the policy does not use that component). Used by a publisher that changed a
+/// component shared with this policy.
+pub fn redigest(policy: &Entry, component: Uuid, digest: &str) -> Result<Option<String>> {
+    let mut head: PolicyData = toml::from_str(policy.single(ATTR_DATA)?)
+        .map_err(|err| malformed(&policy.dn, format!("{ATTR_DATA}: {}", err.message())))?;
+    match head.components.get_mut(&guid(component)) {
+        Some(d) if d == digest => Ok(None),
+        Some(d) => {
+            digest.clone_into(d);
+            to_data(&head).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// The class of a component entry (`None`: not one of the four component classes).
+pub fn component_class(e: &Entry) -> Option<&'static str> {
+    [CLASS_ISAKMP, CLASS_NFA, CLASS_FILTER, CLASS_NEGPOL]
+        .into_iter()
+        .find(|c| e.has_class(c))
 }
 
 fn to_data<T: Serialize>(v: &T) -> Result<String> {
@@ -181,34 +226,8 @@ pub fn to_entries(set: &PolicySet, id: Uuid, container: &str) -> Result<Vec<Entr
         )));
     }
     let pdn = object_dn(CLASS_POLICY, p.id, container);
-    let head = PolicyData {
-        id: p.id,
-        version: p.version,
-        name: p.name.clone(),
-        description: p.description.clone(),
-        polling_interval_minutes: p.polling_interval_minutes,
-        rules: p.rules.iter().map(|r| r.id).collect(),
-        default_response: p.default_response.clone(),
-    };
-    let mut pe = base_entry(
-        CLASS_POLICY,
-        p.id,
-        p.version,
-        &p.name,
-        to_data(&head)?,
-        container,
-    );
-    pe.add(
-        ATTR_ISAKMP_REF,
-        [object_dn(CLASS_ISAKMP, p.isakmp.id, container)],
-    );
-    pe.add(
-        ATTR_NFA_REF,
-        p.rules
-            .iter()
-            .map(|r| object_dn(CLASS_NFA, r.id, container)),
-    );
-    let mut out = vec![pe];
+    // The head is made last (it records the components' digests) and put first.
+    let mut out = vec![Entry::new(pdn.clone())];
     let owned = |mut e: Entry| {
         e.add(ATTR_OWNERS, [pdn.clone()]);
         e
@@ -267,6 +286,41 @@ pub fn to_entries(set: &PolicySet, id: Uuid, container: &str) -> Result<Vec<Entr
             container,
         )));
     }
+    let mut components = BTreeMap::new();
+    for e in out.iter().skip(1) {
+        let class = component_class(e).unwrap_or_default();
+        let id = e.values(ATTR_ID).first().cloned().unwrap_or_default();
+        components.insert(id, entry_digest(e, class).unwrap_or_default());
+    }
+    let head = PolicyData {
+        id: p.id,
+        version: p.version,
+        name: p.name.clone(),
+        description: p.description.clone(),
+        polling_interval_minutes: p.polling_interval_minutes,
+        rules: p.rules.iter().map(|r| r.id).collect(),
+        default_response: p.default_response.clone(),
+        components,
+    };
+    let mut pe = base_entry(
+        CLASS_POLICY,
+        p.id,
+        p.version,
+        &p.name,
+        to_data(&head)?,
+        container,
+    );
+    pe.add(
+        ATTR_ISAKMP_REF,
+        [object_dn(CLASS_ISAKMP, p.isakmp.id, container)],
+    );
+    pe.add(
+        ATTR_NFA_REF,
+        p.rules
+            .iter()
+            .map(|r| object_dn(CLASS_NFA, r.id, container)),
+    );
+    out[0] = pe;
     Ok(out)
 }
 
@@ -313,6 +367,30 @@ fn check_ids(e: &Entry, id: Uuid, version: u64, data_id: Uuid, data_version: u64
     Ok(())
 }
 
+/// Checks that component `e` is the one the policy head `pe` was published with.
+fn check_digest(pe: &Entry, head: &PolicyData, e: &Entry, class: &str, id: Uuid) -> Result<()> {
+    let recorded = head.components.get(&guid(id));
+    let actual = entry_digest(e, class);
+    if recorded.is_some() && recorded == actual.as_ref() {
+        return Ok(());
+    }
+    Err(DirectoryError::Inconsistent {
+        dn: pe.dn.clone(),
+        reason: match recorded {
+            None => format!(
+                "it records no digest for {} (a publish is in progress, or the policy was \
+                 changed without ipsecadm)",
+                e.dn
+            ),
+            Some(_) => format!(
+                "{} differs from the version the policy was published with (a publish is in \
+                 progress, or the entry was changed without republishing the policy)",
+                e.dn
+            ),
+        },
+    })
+}
+
 /// Looks entries up by DN for [`from_entries`]: `Ok(None)` when there is no such entry.
 pub type Fetch<'a> = dyn FnMut(&str) -> Result<Option<Entry>> + 'a;
 
@@ -337,36 +415,65 @@ pub fn from_entries(policy_dn: &str, fetch: &mut Fetch<'_>) -> Result<(PolicySet
     let ie = resolve(fetch, &pe, ATTR_ISAKMP_REF, pe.single(ATTR_ISAKMP_REF)?)?;
     let (iid, iver, isakmp): (_, _, IsakmpPolicy) = decode(&ie, CLASS_ISAKMP)?;
     check_ids(&ie, iid, iver, isakmp.id, isakmp.version)?;
+    check_digest(&pe, &head, &ie, CLASS_ISAKMP, iid)?;
 
     let mut rules: BTreeMap<Uuid, Rule> = BTreeMap::new();
     let mut lists: Vec<FilterList> = Vec::new();
     let mut actions: Vec<FilterAction> = Vec::new();
+    // Normalized DN → GUID of the filter lists and actions read so far.
+    let mut seen: HashMap<String, Uuid> = HashMap::new();
     for nfa_dn in pe.values(ATTR_NFA_REF) {
         let ne = resolve(fetch, &pe, ATTR_NFA_REF, nfa_dn)?;
         let (rid, rver, rule): (_, _, Rule) = decode(&ne, CLASS_NFA)?;
         check_ids(&ne, rid, rver, rule.id, rule.version)?;
-        let fe = resolve(fetch, &ne, ATTR_FILTER_REF, ne.single(ATTR_FILTER_REF)?)?;
-        let (fid, fver, list): (_, _, FilterList) = decode(&fe, CLASS_FILTER)?;
-        check_ids(&fe, fid, fver, list.id, list.version)?;
-        if list.id != rule.filter_list {
+        check_digest(&pe, &head, &ne, CLASS_NFA, rid)?;
+        // A filter list or action shared by several rules is read and checked once.
+        let fdn = ne.single(ATTR_FILTER_REF)?;
+        let fid = match seen.get(&dn::normalize(fdn)) {
+            Some(id) => *id,
+            None => {
+                let fe = resolve(fetch, &ne, ATTR_FILTER_REF, fdn)?;
+                let (fid, fver, list): (_, _, FilterList) = decode(&fe, CLASS_FILTER)?;
+                check_ids(&fe, fid, fver, list.id, list.version)?;
+                check_digest(&pe, &head, &fe, CLASS_FILTER, fid)?;
+                seen.insert(dn::normalize(fdn), fid);
+                if !lists.iter().any(|l| l.id == fid) {
+                    lists.push(list);
+                }
+                fid
+            }
+        };
+        if fid != rule.filter_list {
             return Err(malformed(
                 &ne.dn,
                 format!(
                     "{ATTR_FILTER_REF} names filter list {} but the rule uses {}",
-                    guid(list.id),
+                    guid(fid),
                     guid(rule.filter_list)
                 ),
             ));
         }
-        let ae = resolve(fetch, &ne, ATTR_NEGPOL_REF, ne.single(ATTR_NEGPOL_REF)?)?;
-        let (aid, aver, action): (_, _, FilterAction) = decode(&ae, CLASS_NEGPOL)?;
-        check_ids(&ae, aid, aver, action.id, action.version)?;
-        if action.id != rule.filter_action {
+        let adn = ne.single(ATTR_NEGPOL_REF)?;
+        let aid = match seen.get(&dn::normalize(adn)) {
+            Some(id) => *id,
+            None => {
+                let ae = resolve(fetch, &ne, ATTR_NEGPOL_REF, adn)?;
+                let (aid, aver, action): (_, _, FilterAction) = decode(&ae, CLASS_NEGPOL)?;
+                check_ids(&ae, aid, aver, action.id, action.version)?;
+                check_digest(&pe, &head, &ae, CLASS_NEGPOL, aid)?;
+                seen.insert(dn::normalize(adn), aid);
+                if !actions.iter().any(|a| a.id == aid) {
+                    actions.push(action);
+                }
+                aid
+            }
+        };
+        if aid != rule.filter_action {
             return Err(malformed(
                 &ne.dn,
                 format!(
                     "{ATTR_NEGPOL_REF} names filter action {} but the rule uses {}",
-                    guid(action.id),
+                    guid(aid),
                     guid(rule.filter_action)
                 ),
             ));
@@ -376,12 +483,6 @@ pub fn from_entries(policy_dn: &str, fetch: &mut Fetch<'_>) -> Result<(PolicySet
                 &pe.dn,
                 format!("rule {} is named twice", guid(rid)),
             ));
-        }
-        if !lists.iter().any(|l| l.id == fid) {
-            lists.push(list);
-        }
-        if !actions.iter().any(|a| a.id == aid) {
-            actions.push(action);
         }
     }
     let mut ordered = Vec::with_capacity(head.rules.len());

@@ -289,3 +289,187 @@ fn a_policy_without_rules_is_published_and_downloaded() {
     assert_eq!(d.id, p.id);
     assert!(d.set.policy(p.id).expect("policy").rules.is_empty());
 }
+
+/// The default store with every component of policy `a` (and the list it shares with `b`)
+/// at version `k` and described as such: successive `k` differ in every entry of `a`.
+fn variant(base: &PolicySet, a: Uuid, k: u64) -> PolicySet {
+    let mut set = base.clone();
+    let text = format!("variant {k}");
+    let p = set
+        .policies
+        .iter_mut()
+        .find(|p| p.id == a)
+        .expect("policy a");
+    p.version = 1000 + k;
+    p.description = text.clone();
+    p.isakmp.version = 1000 + k;
+    let (mut lists, mut actions) = (Vec::new(), Vec::new());
+    for r in &mut p.rules {
+        r.version = 1000 + k;
+        r.description = text.clone();
+        lists.push(r.filter_list);
+        actions.push(r.filter_action);
+    }
+    for l in set
+        .filter_lists
+        .iter_mut()
+        .filter(|l| lists.contains(&l.id))
+    {
+        l.version = 1000 + k;
+        l.description = text.clone();
+    }
+    for x in set
+        .filter_actions
+        .iter_mut()
+        .filter(|x| actions.contains(&x.id))
+    {
+        x.version = 1000 + k;
+        x.description = text.clone();
+    }
+    set
+}
+
+#[test]
+fn publishing_is_atomic_for_a_polling_reader() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let s = start();
+    let (base, a, b) = two_sharing();
+    const ROUNDS: u64 = 40;
+    let variants: Vec<PolicySet> = (0..=ROUNDS).map(|k| variant(&base, a, k)).collect();
+    let mut c = client(&s, "h1");
+    let pa = c.publish(&variants[0], a).expect("publish a");
+    let pb = c.publish(&variants[0], b).expect("publish b");
+    // The complete states each reader may see: a as published, and b (which shares a
+    // filter list with a) with that list of any variant.
+    let whole_a: Vec<PolicySet> = variants
+        .iter()
+        .map(|v| policy_closure(v, a).expect("closure a"))
+        .collect();
+    let whole_b: Vec<PolicySet> = variants
+        .iter()
+        .map(|v| policy_closure(v, b).expect("closure b"))
+        .collect();
+
+    let done = Arc::new(AtomicBool::new(false));
+    // Once: `config` rewrites the password file, which a reader already started may be
+    // reading.
+    let config_text = s.config("h1");
+    let readers: Vec<_> = [(pa.clone(), whole_a), (pb.clone(), whole_b)]
+        .into_iter()
+        .map(|(dn, whole)| {
+            let done = done.clone();
+            let cfg = DirectoryConfig::parse("test", &config_text).expect("config");
+            std::thread::spawn(move || {
+                let mut r = Client::connect(&cfg).expect("reader connect");
+                let (mut good, mut inconsistent, mut seen) = (0u32, 0u32, Vec::new());
+                while !done.load(Ordering::SeqCst) {
+                    match r.download(&dn) {
+                        Ok(d) => {
+                            let k = whole
+                                .iter()
+                                .position(|w| *w == d.set)
+                                .unwrap_or_else(|| panic!("{dn}: a mixed policy was read"));
+                            good += 1;
+                            if seen.last() != Some(&k) {
+                                seen.push(k);
+                            }
+                        }
+                        Err(DirectoryError::Inconsistent { .. }) => inconsistent += 1,
+                        Err(e) => panic!("{dn}: {e}"),
+                    }
+                }
+                (good, inconsistent, seen)
+            })
+        })
+        .collect();
+    for v in &variants[1..] {
+        c.publish(v, a).expect("publish a variant");
+    }
+    // Let the readers see the last variant.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    done.store(true, Ordering::SeqCst);
+    for (i, h) in readers.into_iter().enumerate() {
+        let (good, inconsistent, seen) = h.join().expect("reader");
+        eprintln!(
+            "reader {i}: {good} complete reads, {inconsistent} rejected as in progress, versions seen {seen:?}"
+        );
+        assert!(good > 0);
+        // Versions only move forward, and the last one is the final publish.
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        assert_eq!(seen.last(), Some(&(ROUNDS as usize)));
+        assert!(seen.len() > 1, "the reader saw no publish happen: {seen:?}");
+    }
+    // Without a publish in progress the final state reads whole.
+    assert_eq!(
+        Some(c.download(&pb).expect("b").set),
+        policy_closure(&variants[ROUNDS as usize], b)
+    );
+}
+
+#[test]
+fn a_component_changed_without_its_policy_is_inconsistent_and_a_dangling_reference_malformed() {
+    let s = start();
+    let (set, a, _) = two_sharing();
+    let mut c = client(&s, "h1");
+    let pa = c.publish(&set, a).expect("publish");
+    let rule = set.policy(a).and_then(|p| p.rules.first()).expect("a rule");
+    let nfa = object_dn(CLASS_NFA, rule.id, &c.config().container());
+    // A well-formed rule that is not the one the head was published with (what a reader
+    // sees between the writes of a publish).
+    let mut changed = set.clone();
+    let mut r = rule.clone();
+    r.description = "edited by hand".into();
+    changed
+        .policies
+        .iter_mut()
+        .find(|p| p.id == a)
+        .expect("a")
+        .rules[0] = r;
+    let entries = ipsec_directory::mapping::to_entries(&changed, a, &c.config().container())
+        .expect("entries");
+    let data = entries
+        .iter()
+        .find(|e| e.dn == nfa)
+        .and_then(|e| e.values(ATTR_DATA).first().cloned())
+        .expect("rule data");
+    s.ldapmodify(&format!(
+        "dn: {nfa}\nchangetype: modify\nreplace: ipsecData\nipsecData:: {}\n",
+        base64(&data)
+    ));
+    let e = c.download(&pa).expect_err("inconsistent");
+    assert!(matches!(e, DirectoryError::Inconsistent { .. }), "{e:?}");
+    assert!(e.to_string().contains(&nfa), "{e}");
+    // Republishing the policy makes it whole again.
+    c.publish(&set, a).expect("republish");
+    c.download(&pa).expect("whole again");
+    // A dangling reference (an entry deleted under a reader): malformed, never a partial
+    // policy.
+    s.ldapmodify(&format!("dn: {nfa}\nchangetype: delete\n"));
+    let e = c.download(&pa).expect_err("dangling");
+    assert!(
+        matches!(&e, DirectoryError::Malformed { reason, .. } if reason.contains("does not exist")),
+        "{e:?}"
+    );
+}
+
+/// Standard base64 (LDIF `attr:: value` for values with newlines).
+fn base64(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for ch in b.chunks(3) {
+        let n = (u32::from(ch[0]) << 16)
+            | (u32::from(*ch.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*ch.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= ch.len() {
+                out.push(char::from(T[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

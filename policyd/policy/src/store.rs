@@ -414,6 +414,12 @@ impl Store {
     /// Replaces the cached directory policy after validating it.
     pub fn set_cache(&self, cached: &CachedPolicy) -> Result<(), StoreError> {
         validate(&cached.set).map_err(StoreError::Invalid)?;
+        self.set_cache_validated(cached)
+    }
+
+    /// [`Store::set_cache`] for a set the caller has just validated with [`validate`] (the
+    /// directory client validates every download): it is not validated again.
+    pub fn set_cache_validated(&self, cached: &CachedPolicy) -> Result<(), StoreError> {
         if cached.set.policy(cached.assigned).is_none() {
             return Err(StoreError::UnknownPolicy(cached.assigned));
         }

@@ -109,7 +109,7 @@ fn view(local: Option<&str>, persistent: Option<&str>) -> StoreView {
             assigned: id(persistent),
             set: set.clone(),
         },
-        cache: None,
+        cache: None.into(),
     }
 }
 
@@ -213,6 +213,7 @@ fn retrieval_chain_states() {
                 Retrieval::Policy(Retrieved {
                     set: v.local.set.clone(),
                     policy,
+                    validated: false,
                 })
             })
         }
@@ -602,4 +603,86 @@ fn match_negotiation_answers_from_the_applied_state_with_the_generated_connectio
             verdict: NegotiationVerdict::NoMatch { .. }
         }
     ));
+}
+
+/// The owned kernel policies as (identity, action, priority), sorted.
+fn owned(fx: &mut Fake) -> Vec<String> {
+    let own = Ownership::default();
+    let mut v: Vec<String> = fx
+        .policies()
+        .iter()
+        .filter(|p| own.owns_policy(p))
+        .map(|p| format!("{:?} {:?} {}", p.id, p.action, p.priority))
+        .collect();
+    v.sort();
+    v
+}
+
+fn desired_of(a: &Agent) -> Vec<String> {
+    let mut v: Vec<String> = a
+        .desired
+        .as_ref()
+        .map(|d| {
+            d.policies()
+                .map(|p| format!("{:?} {:?} {}", p.id, p.action, p.priority))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn changes_are_planned_against_the_last_applied_state_and_fall_back_to_a_dump() {
+    let mut fx = Fake::new(view(Some(LAB_ANDY), None));
+    let mut a = agent();
+    a.start(&mut fx);
+    assert!(a.spd_exact, "the kernel holds exactly the applied state");
+    assert_eq!(owned(&mut fx), desired_of(&a));
+
+    // A change: planned against the applied state, the kernel ends as desired.
+    fx.view = Ok(view(Some(SECURE_SERVER), None));
+    a.poll(&mut fx);
+    assert_eq!(a.state(), PolicyState::LocalDownloaded);
+    assert!(a.spd_exact);
+    let secure = owned(&mut fx);
+    assert!(!secure.is_empty());
+    assert_eq!(secure, desired_of(&a));
+
+    // Behind the agent's back another key manager takes a selector the next policy needs:
+    // the plan against the applied state fails in the kernel and is rolled back, the
+    // re-plan against the kernel finds the foreign policy, and the previous state stays.
+    let next = view(Some(LAB_ANDY), None);
+    foreign_conflict_for(
+        &mut fx,
+        &StoreView {
+            persistent: next.local.clone(),
+            ..next.clone()
+        },
+    );
+    fx.view = Ok(next);
+    a.poll(&mut fx);
+    assert_eq!(owned(&mut fx), secure, "nothing of the new policy was left");
+    assert_eq!(
+        fx.policies().len(),
+        secure.len() + 1,
+        "the foreign policy stays"
+    );
+
+    // Out-of-band changes (a dynamic filter) make the next apply dump the kernel.
+    a.spd_exact = true;
+    a.add_dynamic_filter(
+        &mut fx,
+        &DynamicFilter {
+            local: "192.0.2.11".parse().expect("ip"),
+            peer: "192.0.2.77".parse().expect("ip"),
+            protocol: 0,
+            local_port: 0,
+            remote_port: 0,
+            reqid: 0x3001,
+            ah: false,
+        },
+    )
+    .ok();
+    assert!(!a.spd_exact);
 }

@@ -329,10 +329,14 @@ index ipsecOwnersReference eq
         ldapi_url(&self.dir.join("ldapi"))
     }
 
-    /// Writes the admin password file (0600) and returns its path.
+    /// Writes the admin password file (0600) once and returns its path (never rewritten:
+    /// a client of another thread may be reading it).
     pub fn password_file(&self) -> PathBuf {
         use std::os::unix::fs::OpenOptionsExt as _;
         let p = self.dir.join("admin.secret");
+        if p.exists() {
+            return p;
+        }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -393,4 +397,93 @@ impl Drop for Slapd {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// How many of the benchmark's filters go to the negotiating rule: each filter of a
+/// negotiating rule takes a reqid of its own from the 4,096 the agent owns
+/// (`ipsec_agent::compile`, "Reqids"), so a 10,000-filter negotiating rule cannot compile.
+pub const BENCH_NEGOTIATED: usize = 3_000;
+
+/// One benchmark filter: TCP "my address" ↔ 198.51.100.(i / 40), port `port + i % 40`,
+/// mirrored.
+pub fn bench_filter(i: usize, port: u16) -> ipsec_policy::Filter {
+    let host = u32::from(std::net::Ipv4Addr::new(198, 51, 100, 0)) + (i as u32 / 40);
+    ipsec_policy::Filter {
+        id: uuid::Uuid::new_v4(),
+        version: 1,
+        description: String::new(),
+        source: ipsec_policy::Endpoint::MyAddress,
+        destination: std::net::Ipv4Addr::from(host)
+            .to_string()
+            .parse()
+            .expect("endpoint"),
+        mirrored: true,
+        protocol: ipsec_policy::Protocol::TCP,
+        source_port: 0,
+        destination_port: port.wrapping_add((i % 40) as u16),
+    }
+}
+
+/// The filters of policy `id` of `set` (of the lists its rules use).
+pub fn filters_of(set: &ipsec_policy::PolicySet, id: uuid::Uuid) -> usize {
+    let Some(p) = set.policy(id) else { return 0 };
+    let mut lists: Vec<uuid::Uuid> = p.rules.iter().map(|r| r.filter_list).collect();
+    lists.sort();
+    lists.dedup();
+    lists
+        .iter()
+        .filter_map(|l| set.filter_list(*l))
+        .map(|l| l.filters.len())
+        .sum()
+}
+
+/// The benchmark's policy: `n` filters added to policy `id` of `set`, the first
+/// [`BENCH_NEGOTIATED`] to its first rule's filter list (negotiated), the others to a new
+/// filter list of a new rule with a permit action (hosts from 198.51.100.75 up, no overlap).
+pub fn bench_policy(
+    set: &ipsec_policy::PolicySet,
+    id: uuid::Uuid,
+    n: usize,
+) -> ipsec_policy::PolicySet {
+    let mut set = set.clone();
+    let Some(first) = set.policy(id).and_then(|p| p.rules.first()).cloned() else {
+        panic!("policy {id} has no rule");
+    };
+    let negotiated = n.min(BENCH_NEGOTIATED);
+    if let Some(l) = set
+        .filter_lists
+        .iter_mut()
+        .find(|l| l.id == first.filter_list)
+    {
+        l.filters
+            .extend((0..negotiated).map(|i| bench_filter(i, 10_000)));
+        l.version += 1;
+    }
+    if n > negotiated {
+        let permit = set
+            .filter_actions
+            .iter()
+            .find(|a| a.action == ipsec_policy::Action::Permit)
+            .map(|a| a.id)
+            .expect("a permit filter action");
+        let list = ipsec_policy::FilterList {
+            id: uuid::Uuid::new_v4(),
+            version: 1,
+            name: "Benchmark: permitted hosts".into(),
+            description: String::new(),
+            filters: (negotiated..n).map(|i| bench_filter(i, 10_000)).collect(),
+        };
+        let rule = ipsec_policy::Rule {
+            id: uuid::Uuid::new_v4(),
+            name: "Benchmark: permit".into(),
+            filter_list: list.id,
+            filter_action: permit,
+            ..first
+        };
+        set.filter_lists.push(list);
+        if let Some(p) = set.policies.iter_mut().find(|p| p.id == id) {
+            p.rules.push(rule);
+        }
+    }
+    set
 }

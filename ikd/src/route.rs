@@ -15,7 +15,11 @@
 //! changes after the SAs are installed (a rekey looks the route up again).
 //! The encoder and decoder are pure and never panic on any reply; the socket part is the
 //! only `unsafe` here, each block with a SAFETY comment.
+//!
+//! Linux only: elsewhere (FreeBSD) the lookup reports that it is unsupported, and ikd
+//! installs the SAs without an offload request.
 #![allow(unsafe_code)]
+#![cfg_attr(not(target_os = "linux"), allow(unused_imports, dead_code))]
 
 use std::io;
 use std::mem::size_of;
@@ -171,6 +175,7 @@ pub(crate) fn parse_reply(reply: &[u8], seq: u32) -> Result<u32, RouteError> {
     Err(RouteError::Malformed("no answer to the request"))
 }
 
+#[cfg(target_os = "linux")]
 fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
         Err(io::Error::last_os_error())
@@ -179,6 +184,15 @@ fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// No rtnetlink off Linux: no egress device, so no offload request.
+#[cfg(not(target_os = "linux"))]
+fn ask(_req: &[u8], _seq: u32) -> Result<u32, RouteError> {
+    Err(RouteError::Io(
+        "the egress device lookup needs rtnetlink (Linux)".into(),
+    ))
+}
+
+#[cfg(target_os = "linux")]
 fn ask(req: &[u8], seq: u32) -> Result<u32, RouteError> {
     let io_err = |e: io::Error| RouteError::Io(e.to_string());
     // SAFETY: plain socket(2) call; the returned descriptor is owned below.

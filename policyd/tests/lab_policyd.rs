@@ -247,6 +247,36 @@ fn udp_passes(listen_ns: &str, from: &str, sport: u16, to: &str, dport: u16) -> 
     received
 }
 
+/// The ikd built next to policyd (tests that run both need `cargo build -p ikd` first).
+fn built_ikd() -> std::path::PathBuf {
+    let ikd = Path::new(POLICYD).with_file_name("ikd");
+    assert!(
+        ikd.is_file(),
+        "{} missing: build it first (cargo build -p ikd)",
+        ikd.display()
+    );
+    ikd
+}
+
+/// A host's setup with Andy's lab policy assigned (boot mode permit) and its default
+/// response rule active: the responder of the default-response tests.
+fn andy_with_default_response() -> Setup {
+    let s = Setup::new();
+    s.boot_mode(BootMode::Permit, vec![]);
+    s.assign_local(LAB_ANDY);
+    s.store()
+        .update(Location::Local, |c| {
+            for p in &mut c.set.policies {
+                if p.name == LAB_ANDY {
+                    p.default_response.active = true;
+                }
+            }
+            Ok(())
+        })
+        .expect("update");
+    s
+}
+
 #[test]
 #[ignore = "kernel lab: tests/lab/run-tests"]
 fn boot_mode_block_drops_everything_but_exemptions_and_dhcp() {
@@ -615,12 +645,7 @@ fn owned_sas(ns: &str) -> Vec<(String, u64)> {
 #[test]
 #[ignore = "kernel lab: tests/lab/run-tests"]
 fn a_killed_real_ikd_is_restarted_and_pings_resume_over_new_sas() {
-    let ikd = Path::new(POLICYD).with_file_name("ikd");
-    assert!(
-        ikd.is_file(),
-        "{} missing: build it first (cargo build -p ikd)",
-        ikd.display()
-    );
+    let ikd = built_ikd();
     let hosts = Hosts::create(2);
     let (h1, h2) = (hosts.ns(1), hosts.ns(2));
     let (s1, s2) = (Setup::new(), Setup::new());
@@ -755,12 +780,7 @@ fn a_killed_real_ikd_is_restarted_and_pings_resume_over_new_sas() {
 #[test]
 #[ignore = "kernel lab: tests/lab/run-tests"]
 fn a_peer_without_ipsec_gets_clear_traffic_when_the_action_allows_fall_back() {
-    let ikd = Path::new(POLICYD).with_file_name("ikd");
-    assert!(
-        ikd.is_file(),
-        "{} missing: build it first (cargo build -p ikd)",
-        ikd.display()
-    );
+    let ikd = built_ikd();
     let hosts = Hosts::create(2);
     let (h1, h2) = (hosts.ns(1), hosts.ns(2));
     let s = Setup::new();
@@ -847,30 +867,13 @@ fn policies_with(ns: &str, addr: std::net::IpAddr) -> Vec<pfkey::Policy> {
 #[test]
 #[ignore = "kernel lab: tests/lab/run-tests"]
 fn the_default_response_rule_answers_a_peer_without_a_filter_with_a_dynamic_filter() {
-    let ikd = Path::new(POLICYD).with_file_name("ikd");
+    let ikd = built_ikd();
     let ipsecadm = Path::new(POLICYD).with_file_name("ipsecadm");
-    assert!(
-        ikd.is_file(),
-        "{} missing: build it first (cargo build -p ikd)",
-        ikd.display()
-    );
     let hosts = Hosts::create(3);
     let (h1, h3) = (hosts.ns(1), hosts.ns(3));
     let (a1, a3) = (hosts.addr(1), hosts.addr(3));
     // h1: Andy's lab policy (no filter for h3) with its default response rule active.
-    let s1 = Setup::new();
-    s1.boot_mode(BootMode::Permit, vec![]);
-    s1.assign_local(LAB_ANDY);
-    s1.store()
-        .update(Location::Local, |c| {
-            for p in &mut c.set.policies {
-                if p.name == LAB_ANDY {
-                    p.default_response.active = true;
-                }
-            }
-            Ok(())
-        })
-        .expect("update");
+    let s1 = andy_with_default_response();
     // h3: requests security for ICMP with h1 (Betty's negotiating rule with its telnet
     // filter replaced by one for ICMP with h1).
     let s3 = Setup::new();
@@ -1005,28 +1008,11 @@ fn tcp_attempts(ns: &str, to: std::net::IpAddr, port: u16, secs: u32) -> bool {
 #[test]
 #[ignore = "kernel lab: tests/lab/run-tests"]
 fn a_quick_mode_for_traffic_the_policy_blocks_is_refused_after_asking_policyd() {
-    let ikd = Path::new(POLICYD).with_file_name("ikd");
-    assert!(
-        ikd.is_file(),
-        "{} missing: build it first (cargo build -p ikd)",
-        ikd.display()
-    );
+    let ikd = built_ikd();
     let hosts = Hosts::create(3);
     let (h1, h3) = (hosts.ns(1), hosts.ns(3));
     let (a1, a3) = (hosts.addr(1), hosts.addr(3));
-    let s1 = Setup::new();
-    s1.boot_mode(BootMode::Permit, vec![]);
-    s1.assign_local(LAB_ANDY);
-    s1.store()
-        .update(Location::Local, |c| {
-            for p in &mut c.set.policies {
-                if p.name == LAB_ANDY {
-                    p.default_response.active = true;
-                }
-            }
-            Ok(())
-        })
-        .expect("update");
+    let s1 = andy_with_default_response();
     // h3: Betty's policy (negotiate telnet to h1) plus ICMP with h1.
     let s3 = Setup::new();
     s3.boot_mode(BootMode::Permit, vec![]);
@@ -1275,12 +1261,7 @@ fn strip_ansi(line: &str) -> String {
 #[ignore = "kernel lab: tests/lab/run-tests"]
 fn a_policy_change_reaches_ikd_live_and_keeps_untouched_sas() {
     use ipsec_policy::{Encryption, Integrity, QuickModeMethod};
-    let ikd = Path::new(POLICYD).with_file_name("ikd");
-    assert!(
-        ikd.is_file(),
-        "{} missing: build it first (cargo build -p ikd)",
-        ikd.display()
-    );
+    let ikd = built_ikd();
     let hosts = Hosts::create(2);
     let (h1, h2) = (hosts.ns(1), hosts.ns(2));
     let (s1, s2) = (Setup::new(), Setup::new());
@@ -1641,12 +1622,7 @@ fn stat_line(text: &str, name: &str) -> Option<u64> {
 #[test]
 #[ignore = "kernel lab with netdevsim (Rust kernel): tests/lab/run-tests"]
 fn policyd_offloads_aes_gcm_policy_to_linked_netdevsim_ports() {
-    let ikd = Path::new(POLICYD).with_file_name("ikd");
-    assert!(
-        ikd.is_file(),
-        "{} missing: build it first (cargo build -p ikd)",
-        ikd.display()
-    );
+    let ikd = built_ikd();
     let (pair, hosts, addrs) = netdevsim::netdevsim_hosts([35, 36]);
     let (h1, h2) = (hosts.ns(1), hosts.ns(2));
     let (s1, s2) = (Setup::new(), Setup::new());
@@ -1752,12 +1728,7 @@ fn policyd_offloads_aes_gcm_policy_to_linked_netdevsim_ports() {
 #[test]
 #[ignore = "kernel lab: tests/lab/run-tests"]
 fn an_aes_gcm_policy_negotiates_between_two_ikds_and_carries_pings() {
-    let ikd = Path::new(POLICYD).with_file_name("ikd");
-    assert!(
-        ikd.is_file(),
-        "{} missing: build it first (cargo build -p ikd)",
-        ikd.display()
-    );
+    let ikd = built_ikd();
     let hosts = Hosts::create(2);
     let (h1, h2) = (hosts.ns(1), hosts.ns(2));
     let (s1, s2) = (Setup::new(), Setup::new());

@@ -477,6 +477,28 @@ mod tests {
     };
     use ipsec_policy::InterfaceSnapshot;
 
+    /// The negotiation settings of the filter action of `policy`'s negotiating rule (Andy's
+    /// lab policy), to change in `set`.
+    fn andys_negotiation<'a>(
+        set: &'a mut PolicySet,
+        policy: &Policy,
+    ) -> &'a mut ipsec_policy::Negotiation {
+        let rule = policy
+            .rules
+            .iter()
+            .find(|r| r.name.starts_with("Negotiate"))
+            .expect("negotiating rule");
+        let action = set
+            .filter_actions
+            .iter_mut()
+            .find(|a| a.id == rule.filter_action)
+            .expect("action");
+        match &mut action.action {
+            Action::Negotiate(n) => n,
+            other => panic!("not a negotiating action: {other:?}"),
+        }
+    }
+
     /// Compiles `policy` for Andy with only his lab address on eth0, and generates ikd.conf:
     /// the compiled state, the text and the text parsed.
     fn generate_on_andys_eth0(
@@ -639,20 +661,7 @@ mod tests {
         let (_, text, v) = generate_on_andys_eth0(&set, &policy);
         assert!(!text.contains("offload"), "{text}");
         assert!(!v["connections"].as_array().expect("connections").is_empty());
-        let rule = policy
-            .rules
-            .iter()
-            .find(|r| r.name.starts_with("Negotiate"))
-            .expect("negotiating rule");
-        let action = set
-            .filter_actions
-            .iter_mut()
-            .find(|a| a.id == rule.filter_action)
-            .expect("action");
-        match &mut action.action {
-            Action::Negotiate(n) => n.offload = true,
-            other => panic!("{other:?}"),
-        }
+        andys_negotiation(&mut set, &policy).offload = true;
         let (_, text, v) = generate_on_andys_eth0(&set, &policy);
         let conns = v["connections"].as_array().expect("connections");
         assert!(
@@ -668,27 +677,13 @@ mod tests {
         use ipsec_policy::{Encryption, QuickModeMethod};
         let mut set = default_store();
         let policy = set.policy_by_name(LAB_ANDY).expect("lab policy").clone();
-        let rule = policy
-            .rules
-            .iter()
-            .find(|r| r.name.starts_with("Negotiate"))
-            .expect("negotiating rule");
-        let action = set
-            .filter_actions
-            .iter_mut()
-            .find(|a| a.id == rule.filter_action)
-            .expect("action");
-        match &mut action.action {
-            Action::Negotiate(n) => {
-                n.methods = vec![
-                    QuickModeMethod::esp_aead(Encryption::Aes128Gcm16),
-                    QuickModeMethod::esp_aead(Encryption::Aes256Gcm16),
-                    QuickModeMethod::esp(Encryption::Aes128, Integrity::Sha1),
-                ];
-                n.offload = true;
-            }
-            other => panic!("{other:?}"),
-        }
+        let n = andys_negotiation(&mut set, &policy);
+        n.methods = vec![
+            QuickModeMethod::esp_aead(Encryption::Aes128Gcm16),
+            QuickModeMethod::esp_aead(Encryption::Aes256Gcm16),
+            QuickModeMethod::esp(Encryption::Aes128, Integrity::Sha1),
+        ];
+        n.offload = true;
         ipsec_policy::validate(&set).expect("valid");
         let (_, text, v) = generate_on_andys_eth0(&set, &policy);
         let conns = v["connections"].as_array().expect("connections");

@@ -258,6 +258,19 @@ fn built_ikd() -> std::path::PathBuf {
     ikd
 }
 
+/// Waits up to 30 s for the negotiated ICMP policy in each of `namespaces` (the agents'
+/// first apply); panics with `logs()` otherwise.
+fn icmp_policies_applied(namespaces: &[&String], logs: &dyn Fn() -> String) {
+    for ns in namespaces {
+        assert!(
+            wait_until(Duration::from_secs(30), || xfrm_policies(ns)
+                .contains("proto icmp")),
+            "{ns}: policy not applied\n{}",
+            logs()
+        );
+    }
+}
+
 /// A host's setup with Andy's lab policy assigned (boot mode permit) and its default
 /// response rule active: the responder of the default-response tests.
 fn andy_with_default_response() -> Setup {
@@ -660,14 +673,7 @@ fn a_killed_real_ikd_is_restarted_and_pings_resume_over_new_sas() {
     let a1 = s1.agent(&h1, Some(&ikd));
     let _a2 = s2.agent(&h2, Some(&ikd));
     let logs = || format!("h1:\n{}\nh2:\n{}", s1.log(), s2.log());
-    for ns in [&h1, &h2] {
-        assert!(
-            wait_until(Duration::from_secs(30), || xfrm_policies(ns)
-                .contains("proto icmp")),
-            "{ns}: policy not applied\n{}",
-            logs()
-        );
-    }
+    icmp_policies_applied(&[&h1, &h2], &logs);
 
     // Negotiated: the first pings raise the ACQUIRE.
     assert!(
@@ -1277,14 +1283,7 @@ fn a_policy_change_reaches_ikd_live_and_keeps_untouched_sas() {
     let a1 = s1.agent(&h1, Some(&ikd));
     let a2 = s2.agent(&h2, Some(&ikd));
     let logs = || format!("h1:\n{}\nh2:\n{}", s1.log(), s2.log());
-    for ns in [&h1, &h2] {
-        assert!(
-            wait_until(Duration::from_secs(30), || xfrm_policies(ns)
-                .contains("proto icmp")),
-            "{ns}: policy not applied\n{}",
-            logs()
-        );
-    }
+    icmp_policies_applied(&[&h1, &h2], &logs);
     assert!(
         wait_until(Duration::from_secs(90), || ping(&h1, hosts.addr(2), 1)),
         "pings never crossed\n{}",
@@ -1637,14 +1636,7 @@ fn policyd_offloads_aes_gcm_policy_to_linked_netdevsim_ports() {
     let _a1 = s1.agent(&h1, Some(&ikd));
     let _a2 = s2.agent(&h2, Some(&ikd));
     let logs = || format!("h1:\n{}\nh2:\n{}", s1.log(), s2.log());
-    for ns in [&h1, &h2] {
-        assert!(
-            wait_until(Duration::from_secs(30), || xfrm_policies(ns)
-                .contains("proto icmp")),
-            "{ns}: policy not applied\n{}",
-            logs()
-        );
-    }
+    icmp_policies_applied(&[&h1, &h2], &logs);
     // A ping raises the ACQUIRE; the ikds negotiate over the netdevsim link (IKE is clear).
     let _ = ping(&h1, addrs[1], 1);
     let negotiated = wait_until(Duration::from_secs(60), || {
@@ -1744,14 +1736,7 @@ fn an_aes_gcm_policy_negotiates_between_two_ikds_and_carries_pings() {
     let _a1 = s1.agent(&h1, Some(&ikd));
     let _a2 = s2.agent(&h2, Some(&ikd));
     let logs = || format!("h1:\n{}\nh2:\n{}", s1.log(), s2.log());
-    for ns in [&h1, &h2] {
-        assert!(
-            wait_until(Duration::from_secs(30), || xfrm_policies(ns)
-                .contains("proto icmp")),
-            "{ns}: policy not applied\n{}",
-            logs()
-        );
-    }
+    icmp_policies_applied(&[&h1, &h2], &logs);
     assert!(
         wait_until(Duration::from_secs(90), || ping(&h1, hosts.addr(2), 1)),
         "pings never crossed\n{}",

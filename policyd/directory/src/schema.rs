@@ -46,5 +46,29 @@ pub const ATTR_ASSIGNED: &str = "ipsecAssignedPolicy";
 /// Container blocks the assignments of its parents.
 pub const ATTR_BLOCK: &str = "ipsecBlockInheritance";
 
+/// Every object class and attribute above (for the checks that the schema file, its LDIF
+/// form and the man page name them all).
+pub const ALL_NAMES: &[&str] = &[
+    CLASS_BASE,
+    CLASS_POLICY,
+    CLASS_ISAKMP,
+    CLASS_NFA,
+    CLASS_FILTER,
+    CLASS_NEGPOL,
+    CLASS_ASSIGNMENT,
+    ATTR_ID,
+    ATTR_VERSION,
+    ATTR_NAME,
+    ATTR_DATA_TYPE,
+    ATTR_DATA,
+    ATTR_OWNERS,
+    ATTR_ISAKMP_REF,
+    ATTR_NFA_REF,
+    ATTR_FILTER_REF,
+    ATTR_NEGPOL_REF,
+    ATTR_ASSIGNED,
+    ATTR_BLOCK,
+];
+
 /// The `ipsecDataType` this version writes and reads.
 pub const DATA_TYPE: u32 = 1;

@@ -9,27 +9,7 @@ use ipsec_directory::schema::*;
 fn ipsec_ldap_5_documents_the_schema_and_lints_clean() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../man/ipsec-ldap.5");
     let text = std::fs::read_to_string(path).expect("man/ipsec-ldap.5");
-    for name in [
-        CLASS_BASE,
-        CLASS_POLICY,
-        CLASS_ISAKMP,
-        CLASS_NFA,
-        CLASS_FILTER,
-        CLASS_NEGPOL,
-        CLASS_ASSIGNMENT,
-        ATTR_ID,
-        ATTR_VERSION,
-        ATTR_NAME,
-        ATTR_DATA_TYPE,
-        ATTR_DATA,
-        ATTR_OWNERS,
-        ATTR_ISAKMP_REF,
-        ATTR_NFA_REF,
-        ATTR_FILTER_REF,
-        ATTR_NEGPOL_REF,
-        ATTR_ASSIGNED,
-        ATTR_BLOCK,
-    ] {
+    for &name in ALL_NAMES {
         assert!(text.contains(&format!("Cm {name}")), "{name} undocumented");
     }
     match Command::new("mandoc")

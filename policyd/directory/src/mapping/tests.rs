@@ -178,27 +178,7 @@ fn schema_files_hold_the_same_definitions() {
     let s = defs(SCHEMA, &["attributetype ", "objectclass "]);
     let l = defs(SCHEMA_LDIF, &["olcAttributeTypes: ", "olcObjectClasses: "]);
     assert_eq!(s, l);
-    for name in [
-        CLASS_BASE,
-        CLASS_POLICY,
-        CLASS_ISAKMP,
-        CLASS_NFA,
-        CLASS_FILTER,
-        CLASS_NEGPOL,
-        CLASS_ASSIGNMENT,
-        ATTR_ID,
-        ATTR_VERSION,
-        ATTR_NAME,
-        ATTR_DATA_TYPE,
-        ATTR_DATA,
-        ATTR_OWNERS,
-        ATTR_ISAKMP_REF,
-        ATTR_NFA_REF,
-        ATTR_FILTER_REF,
-        ATTR_NEGPOL_REF,
-        ATTR_ASSIGNED,
-        ATTR_BLOCK,
-    ] {
+    for &name in ALL_NAMES {
         assert!(
             s.iter().any(|d| d.contains(&format!("NAME '{name}'"))),
             "{name} not in the schema"
